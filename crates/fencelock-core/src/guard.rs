@@ -1,0 +1,274 @@
+//! The lock guard: one grant held by this client.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::grant::{Grant, GrantOps, Validity};
+use crate::lease::{LeaseHandle, Shared};
+use crate::watchdog::{self, Watch};
+use crate::{options::validate_ttl, Error, FencingToken, LockOptions, OwnerId, Result};
+
+/// One grant of a lock, held by this client.
+///
+/// Give it back with [`release`](LockGuard::release). Dropping it without a
+/// release hands the release to a background task on the Tokio runtime the
+/// guard was made on: best-effort and not immediate, but it never blocks.
+/// Without a runtime the TTL (or session) frees the lock. [`leak`](LockGuard::leak)
+/// keeps the lock held until it expires.
+///
+/// While held, a watchdog renews the grant (unless renewal is off) and the
+/// guard reports itself lost, through [`is_lost`](LockGuard::is_lost) and the
+/// [`lost`](LockGuard::lost) future, no later than its validity deadline.
+#[must_use = "dropping the guard releases the lock in the background at once"]
+pub struct LockGuard {
+    shared: Arc<Shared>,
+    ops: Arc<dyn GrantOps>,
+    session: bool,
+    opts: LockOptions,
+    watchdog: Option<AbortHandle>,
+    runtime: Option<Handle>,
+    finished: bool,
+}
+
+impl LockGuard {
+    /// Turns a backend's [`Grant`] into a guard and starts its watchdog.
+    /// Called by backends, not by users.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the grant's
+    /// deadline has already passed (a reply that arrived too late is not a
+    /// grant); the grant is then released in the background.
+    pub fn from_grant(grant: Grant, opts: &LockOptions) -> Result<LockGuard> {
+        let Grant {
+            key,
+            token,
+            owner,
+            validity,
+            ops,
+            revoked,
+        } = grant;
+        let ttl = opts.ttl();
+        let drift = opts.drift();
+        let now = Instant::now();
+        let (deadline, basis, watch) = match validity {
+            Validity::Ttl { sent_at } => {
+                let watch = if opts.auto_renew() {
+                    Watch::Renew {
+                        every: opts.renew_interval(),
+                        drift,
+                    }
+                } else {
+                    Watch::Deadline
+                };
+                (Some(sent_at + ttl.saturating_sub(drift)), sent_at, watch)
+            }
+            Validity::Session(rx) => {
+                let deadline = *rx.borrow();
+                (deadline, now, Watch::Session(rx))
+            }
+        };
+        let runtime = Handle::try_current().ok();
+        let Some(deadline) = deadline.filter(|d| now < *d) else {
+            if let Some(rt) = &runtime {
+                let ops = Arc::clone(&ops);
+                rt.spawn(async move { ops.release().await });
+            }
+            return Err(Error::timeout(
+                "the grant arrived after its validity deadline; it was released",
+            )
+            .with_key(key));
+        };
+        let session = matches!(watch, Watch::Session(_));
+        let shared = Arc::new(Shared::new(key, token, owner, deadline, basis, ttl));
+        let watchdog = runtime.as_ref().map(|rt| {
+            rt.spawn(watchdog::run(
+                Arc::clone(&shared),
+                Arc::clone(&ops),
+                watch,
+                revoked,
+            ))
+            .abort_handle()
+        });
+        Ok(LockGuard {
+            shared,
+            ops,
+            session,
+            opts: opts.clone(),
+            watchdog,
+            runtime,
+            finished: false,
+        })
+    }
+
+    /// The lock key.
+    pub fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    /// The grant's fencing token: pass it to the resource you protect.
+    pub fn token(&self) -> FencingToken {
+        self.shared.token
+    }
+
+    /// The grant's owner id, as stored with the lock.
+    pub fn owner(&self) -> OwnerId {
+        self.shared.owner
+    }
+
+    /// The validity deadline, or `None` once lost.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.shared.deadline()
+    }
+
+    /// Time left before the deadline; zero once lost.
+    pub fn remaining(&self) -> Duration {
+        self.handle().remaining()
+    }
+
+    /// Whether the grant is lost. Checks the clock too, so a holder that was
+    /// paused past its deadline sees `true` before doing anything else.
+    pub fn is_lost(&self) -> bool {
+        self.shared.is_lost()
+    }
+
+    /// Completes when the grant is lost: deadline passed without renewal,
+    /// session expired, lease revoked, key taken. `'static`, for `select!`.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.lost()
+    }
+
+    /// A clonable read-only view (key, token, deadline, lost signal) to hand
+    /// to other tasks.
+    pub fn handle(&self) -> LeaseHandle {
+        LeaseHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Pushes the deadline out to `ttl` from now, only if this grant still
+    /// owns the key; later automatic renewals use the new TTL. On
+    /// session-based backends the session decides the deadline (see
+    /// [`Extend`](crate::Extend)). Returns the deadline in force.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Lost`](crate::ErrorKind::Lost) when the grant is gone;
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for a bad
+    /// TTL; store errors (the grant may still stand; see
+    /// [`is_lost`](LockGuard::is_lost)).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the old deadline in force.
+    pub async fn extend(&self, ttl: Duration) -> Result<Instant> {
+        validate_ttl(ttl)?;
+        let drift = self.opts.drift_for(ttl);
+        if drift >= ttl / 2 {
+            return Err(Error::invalid_config(format!(
+                "TTL {ttl:?} is too short for the drift margin {drift:?}"
+            )));
+        }
+        if self.is_lost() {
+            return Err(self.lost_error());
+        }
+        let sent = Instant::now();
+        match self.ops.renew(ttl).await? {
+            true => {
+                let deadline = if self.session {
+                    self.deadline()
+                } else {
+                    self.shared.apply_renewal(sent, ttl, drift)
+                };
+                deadline.ok_or_else(|| self.lost_error())
+            }
+            false => {
+                self.shared.mark_lost();
+                Err(self.lost_error())
+            }
+        }
+    }
+
+    /// Gives the lock back: compare-and-delete by owner id, so it never
+    /// removes another owner's grant.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Lost`](crate::ErrorKind::Lost) when the grant was lost
+    /// before the release: the critical section may have overlapped another
+    /// holder's. Store errors when the store could not be asked (the TTL or
+    /// session then frees the lock).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future hands the release to a background task, as a drop
+    /// of the guard does.
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        let was_lost = self.is_lost();
+        let result = self.ops.release().await;
+        self.finished = true;
+        self.shared.mark_lost();
+        match (was_lost, result) {
+            (true, _) | (false, Ok(false)) => Err(self.lost_error()),
+            (false, Ok(true)) => Ok(()),
+            (false, Err(e)) => Err(e),
+        }
+    }
+
+    /// Stops renewing and forgets the guard without releasing: the lock stays
+    /// held until its TTL (or session) ends.
+    pub fn leak(mut self) {
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        self.finished = true;
+    }
+
+    fn lost_error(&self) -> Error {
+        Error::lost(
+            "the grant was lost: its deadline passed, its session ended, or another owner took the key",
+        )
+        .with_key(self.shared.key.clone())
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        self.shared.mark_lost();
+        if let Some(rt) = &self.runtime {
+            let ops = Arc::clone(&self.ops);
+            let key = self.shared.key.clone();
+            rt.spawn(async move {
+                if let Err(e) = ops.release().await {
+                    tracing::debug!(key = %key, error = %e, "background release failed; the TTL frees the lock");
+                }
+            });
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.shared.key)
+            .field("token", &self.shared.token)
+            .field("owner", &self.shared.owner)
+            .field("deadline", &self.deadline())
+            .finish()
+    }
+}

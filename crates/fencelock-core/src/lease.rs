@@ -1,0 +1,181 @@
+//! The state every guard shares with its watchdog and its handles: the
+//! validity deadline and the lost signal.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::{FencingToken, OwnerId};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeaseState {
+    /// Valid until then; `None` once lost or released (sticky).
+    pub(crate) deadline: Option<Instant>,
+    /// When the request behind `deadline` was sent.
+    pub(crate) basis: Instant,
+    /// The TTL renewals ask for.
+    pub(crate) ttl: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) key: String,
+    pub(crate) token: FencingToken,
+    pub(crate) owner: OwnerId,
+    state: watch::Sender<LeaseState>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        key: String,
+        token: FencingToken,
+        owner: OwnerId,
+        deadline: Instant,
+        basis: Instant,
+        ttl: Duration,
+    ) -> Self {
+        let (state, _) = watch::channel(LeaseState {
+            deadline: Some(deadline),
+            basis,
+            ttl,
+        });
+        Shared {
+            key,
+            token,
+            owner,
+            state,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> LeaseState {
+        *self.state.borrow()
+    }
+
+    /// The deadline, or `None` once lost. Time-checked: a deadline in the
+    /// past reads as lost even before the watchdog noticed.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.snapshot().deadline.filter(|d| Instant::now() < *d)
+    }
+
+    pub(crate) fn is_lost(&self) -> bool {
+        self.deadline().is_none()
+    }
+
+    pub(crate) fn mark_lost(&self) {
+        self.state.send_if_modified(|s| s.deadline.take().is_some());
+    }
+
+    /// Applies a successful renewal sent at `sent` for `ttl`. Never revives
+    /// a lost grant, and ignores a reply older than the newest applied one.
+    /// Returns the deadline in force afterwards.
+    pub(crate) fn apply_renewal(
+        &self,
+        sent: Instant,
+        ttl: Duration,
+        drift: Duration,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        self.state.send_if_modified(|s| match s.deadline {
+            None => false,
+            Some(d) if now >= d => {
+                s.deadline = None;
+                true
+            }
+            Some(_) if sent < s.basis => false,
+            Some(_) => {
+                s.basis = sent;
+                s.ttl = ttl;
+                s.deadline = Some(sent + ttl.saturating_sub(drift));
+                true
+            }
+        });
+        self.deadline()
+    }
+
+    /// Follows a session deadline published by the backend.
+    pub(crate) fn apply_session(&self, next: Option<Instant>) {
+        let now = Instant::now();
+        self.state.send_if_modified(|s| match s.deadline {
+            None => false,
+            Some(d) if now >= d => {
+                s.deadline = None;
+                true
+            }
+            Some(d) if next == Some(d) => false,
+            Some(_) => {
+                s.deadline = next;
+                true
+            }
+        });
+    }
+
+    /// Completes when the grant is lost (or released).
+    pub(crate) fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.state.subscribe();
+        async move {
+            loop {
+                let Some(deadline) = rx.borrow_and_update().deadline else {
+                    return;
+                };
+                if Instant::now() >= deadline {
+                    return;
+                }
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep_until(deadline) => return,
+                }
+            }
+        }
+    }
+}
+
+/// A cheap, clonable view of one grant: its key, token, deadline and lost
+/// signal. Hand it to tasks that must stop when the lock is lost. It cannot
+/// release the lock; only the [`LockGuard`](crate::LockGuard) can.
+#[derive(Debug, Clone)]
+pub struct LeaseHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl LeaseHandle {
+    /// The lock key.
+    pub fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    /// The grant's fencing token.
+    pub fn token(&self) -> FencingToken {
+        self.shared.token
+    }
+
+    /// The grant's owner id.
+    pub fn owner(&self) -> OwnerId {
+        self.shared.owner
+    }
+
+    /// The validity deadline, or `None` once lost or released.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.shared.deadline()
+    }
+
+    /// Time left before the deadline; zero once lost.
+    pub fn remaining(&self) -> Duration {
+        self.deadline()
+            .map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the grant is lost (or released). Checks the clock, so a
+    /// holder that was paused past its deadline sees `true` at once.
+    pub fn is_lost(&self) -> bool {
+        self.shared.is_lost()
+    }
+
+    /// A future that completes when the grant is lost or released; use it in
+    /// `tokio::select!`. It owns what it needs (`'static`).
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.lost()
+    }
+}

@@ -1,0 +1,319 @@
+//! The in-process backend: the full contract inside one process. The
+//! embedded default, and what to use in your own unit tests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use crate::grant::{Grant, GrantOps, Validity};
+use crate::{
+    validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
+    FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
+};
+
+/// The shared state behind one or more [`MemoryLock`] clients: every client
+/// made from the same store excludes the others.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    keys: Mutex<HashMap<String, KeyState>>,
+    next_waiter: AtomicU64,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    holder: Option<Holder>,
+    last_token: u64,
+    queue: VecDeque<u64>,
+    changes: watch::Sender<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    owner: OwnerId,
+    expires: Instant,
+}
+
+impl KeyState {
+    fn new() -> Self {
+        KeyState {
+            holder: None,
+            last_token: 0,
+            queue: VecDeque::new(),
+            changes: watch::channel(0).0,
+        }
+    }
+
+    /// The holder, if its TTL has not run out (clears an expired one).
+    fn holder(&mut self, now: Instant) -> Option<Holder> {
+        if self.holder.is_some_and(|h| now >= h.expires) {
+            self.holder = None;
+        }
+        self.holder
+    }
+
+    fn grant(&mut self, owner: OwnerId, now: Instant, ttl: Duration) -> FencingToken {
+        self.last_token += 1;
+        self.holder = Some(Holder {
+            owner,
+            expires: now + ttl,
+        });
+        FencingToken::new(self.last_token)
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+impl MemoryStore {
+    /// A new, empty store.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn keys(&self) -> MutexGuard<'_, HashMap<String, KeyState>> {
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many keys are held right now (expired grants do not count).
+    pub fn held(&self) -> usize {
+        let now = Instant::now();
+        self.keys()
+            .values_mut()
+            .filter_map(|s| s.holder(now))
+            .count()
+    }
+
+    /// How many acquirers are queued on `key`.
+    pub fn waiting(&self, key: &str) -> usize {
+        self.keys().get(key).map_or(0, |s| s.queue.len())
+    }
+}
+
+/// An in-process [`DistributedLock`]: FIFO-fair, waiters woken by
+/// notification (no polling), TTL expiry on Tokio time, strictly increasing
+/// tokens per key, cancel-safe acquire.
+///
+/// Clients made with [`MemoryLock::with_store`] on one store exclude each
+/// other; [`MemoryLock::named`] gives every caller of one name the same
+/// store (that is what `memory://name` connects to).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> fencelock_core::Result<()> {
+/// use fencelock_core::{DistributedLock, LockOptions, MemoryLock};
+///
+/// let lock = MemoryLock::new();
+/// let opts = LockOptions::new();
+/// let guard = lock.acquire("paymentConfirm:PK-1", &opts).await?;
+/// assert!(lock.try_acquire("paymentConfirm:PK-1", &opts).await?.is_none());
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryLock {
+    store: Arc<MemoryStore>,
+}
+
+impl Default for MemoryLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryLock {
+    /// A client on a store of its own.
+    pub fn new() -> Self {
+        Self::with_store(MemoryStore::new())
+    }
+
+    /// A client on a given store.
+    pub fn with_store(store: Arc<MemoryStore>) -> Self {
+        MemoryLock { store }
+    }
+
+    /// A client on the process-wide store called `name` (created on first use).
+    pub fn named(name: &str) -> Self {
+        static NAMED: OnceLock<Mutex<HashMap<String, Arc<MemoryStore>>>> = OnceLock::new();
+        let mut named = NAMED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Self::with_store(Arc::clone(named.entry(name.to_string()).or_default()))
+    }
+
+    /// The store this client uses.
+    pub fn store(&self) -> &Arc<MemoryStore> {
+        &self.store
+    }
+
+    fn guard(&self, key: &str, owner: OwnerId, token: FencingToken, sent_at: Instant, opts: &LockOptions) -> Result<LockGuard> {
+        let ops = Arc::new(MemoryGrant {
+            store: Arc::clone(&self.store),
+            key: key.to_string(),
+            owner,
+        });
+        LockGuard::from_grant(
+            Grant {
+                key: key.to_string(),
+                token,
+                owner,
+                validity: Validity::Ttl { sent_at },
+                ops,
+                revoked: None,
+            },
+            opts,
+        )
+    }
+}
+
+/// Removes a queued waiter when its acquire is dropped, and wakes the next.
+struct QueueTicket<'a> {
+    store: &'a MemoryStore,
+    key: &'a str,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for QueueTicket<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut keys = self.store.keys();
+        if let Some(st) = keys.get_mut(self.key) {
+            let was_front = st.queue.front() == Some(&self.id);
+            st.queue.retain(|w| *w != self.id);
+            if was_front {
+                st.changed();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DistributedLock for MemoryLock {
+    async fn try_acquire(&self, key: &str, opts: &LockOptions) -> Result<Option<LockGuard>> {
+        validate_key(key)?;
+        opts.validate()?;
+        let owner = OwnerId::random();
+        let now = Instant::now();
+        let token = {
+            let mut keys = self.store.keys();
+            let st = keys.entry(key.to_string()).or_insert_with(KeyState::new);
+            if st.holder(now).is_some() || !st.queue.is_empty() {
+                return Ok(None);
+            }
+            st.grant(owner, now, opts.ttl())
+        };
+        self.guard(key, owner, token, now, opts).map(Some)
+    }
+
+    async fn acquire(&self, key: &str, opts: &LockOptions) -> Result<LockGuard> {
+        validate_key(key)?;
+        opts.validate()?;
+        let owner = OwnerId::random();
+        let wait_until = opts.wait().map(|w| Instant::now() + w);
+        let id = self.store.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let mut ticket = QueueTicket {
+            store: &self.store,
+            key,
+            id,
+            armed: true,
+        };
+        self.store
+            .keys()
+            .entry(key.to_string())
+            .or_insert_with(KeyState::new)
+            .queue
+            .push_back(id);
+        loop {
+            let now = Instant::now();
+            let (mut changes, holder_expires) = {
+                let mut keys = self.store.keys();
+                let st = keys.entry(key.to_string()).or_insert_with(KeyState::new);
+                let holder = st.holder(now);
+                if holder.is_none() && st.queue.front() == Some(&id) {
+                    st.queue.pop_front();
+                    ticket.armed = false;
+                    let token = st.grant(owner, now, opts.ttl());
+                    drop(keys);
+                    return self.guard(key, owner, token, now, opts);
+                }
+                (st.changes.subscribe(), holder.map(|h| h.expires))
+            };
+            if wait_until.is_some_and(|t| now >= t) {
+                return Err(Error::timeout(format!(
+                    "the lock stayed busy for the whole wait bound of {:?}",
+                    opts.wait().unwrap_or_default()
+                ))
+                .with_key(key));
+            }
+            let far = now + Duration::from_secs(86_400 * 365);
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = sleep_until(holder_expires.unwrap_or(far)) => {}
+                () = sleep_until(wait_until.unwrap_or(far)) => {}
+            }
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            backend: "memory",
+            fencing: Fencing::Strict,
+            fairness: Fairness::Fifo,
+            wakeup: Wakeup::Notification,
+            expiry: Expiry::Ttl,
+            session_timeout: None,
+            scope: Scope::Process,
+            extend: Extend::PerGrant,
+            store_restart: "the store lives in the process: a restart forgets every lock and token",
+            store_failover: "no failover: one process",
+        }
+    }
+}
+
+struct MemoryGrant {
+    store: Arc<MemoryStore>,
+    key: String,
+    owner: OwnerId,
+}
+
+#[async_trait]
+impl GrantOps for MemoryGrant {
+    async fn renew(&self, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut keys = self.store.keys();
+        let Some(st) = keys.get_mut(&self.key) else {
+            return Ok(false);
+        };
+        match &mut st.holder {
+            Some(h) if h.owner == self.owner && now < h.expires => {
+                h.expires = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self) -> Result<bool> {
+        let now = Instant::now();
+        let mut keys = self.store.keys();
+        let Some(st) = keys.get_mut(&self.key) else {
+            return Ok(false);
+        };
+        match st.holder {
+            Some(h) if h.owner == self.owner => {
+                st.holder = None;
+                st.changed();
+                Ok(now < h.expires)
+            }
+            _ => Ok(false),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! fencelock redis backend (under construction).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]

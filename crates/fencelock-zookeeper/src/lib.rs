@@ -1,0 +1,3 @@
+//! fencelock zookeeper backend (under construction).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]

@@ -1,0 +1,69 @@
+//! `connect(url)`: pick a backend at run time.
+
+use std::sync::Arc;
+
+use fencelock_core::{DistributedLock, Error, MemoryLock, Result};
+
+/// The URL schemes this build understands, with the cargo feature each needs.
+pub const SCHEMES: &[(&str, &str)] = &[("memory", "(always on)")];
+
+/// Connects to the lock service a URL names and returns it as a trait object.
+///
+/// | URL | backend | feature |
+/// |---|---|---|
+/// | `memory://` or `memory://name` | in-process store (one per name) | always on |
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig) for
+/// a malformed URL or an unknown scheme, or a scheme whose cargo feature is
+/// off (the message names the feature); connection errors from the backend.
+pub async fn connect(url: &str) -> Result<Arc<dyn DistributedLock>> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(Error::invalid_config(format!(
+            "{url:?} is not a lock URL: expected scheme://..., e.g. memory:// or redis://127.0.0.1:6379"
+        )));
+    };
+    match scheme {
+        "memory" => {
+            let name = rest.trim_end_matches('/');
+            Ok(Arc::new(MemoryLock::named(name)))
+        }
+        other => Err(unknown_scheme(other)),
+    }
+}
+
+fn unknown_scheme(scheme: &str) -> Error {
+    let known: Vec<&str> = SCHEMES.iter().map(|(s, _)| *s).collect();
+    Error::invalid_config(format!(
+        "unknown URL scheme {scheme:?}; this build knows: {}",
+        known.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencelock_core::ErrorKind;
+
+    #[tokio::test]
+    async fn memory_urls_share_a_store_by_name() {
+        let a = connect("memory://shared").await.unwrap();
+        let b = connect("memory://shared").await.unwrap();
+        let c = connect("memory://other").await.unwrap();
+        let opts = fencelock_core::LockOptions::new();
+        let g = a.try_acquire("k", &opts).await.unwrap().unwrap();
+        assert!(b.try_acquire("k", &opts).await.unwrap().is_none());
+        let h = c.try_acquire("k", &opts).await.unwrap().unwrap();
+        g.release().await.unwrap();
+        h.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_config_errors() {
+        for url in ["", "memory", "nope://x", "127.0.0.1:6379"] {
+            let e = connect(url).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! # fencelock
+//!
+//! Distributed locks with fencing tokens behind one trait,
+//! [`DistributedLock`], on several stores. Pick a backend by cargo feature,
+//! or at run time by URL with [`connect`].
+//!
+//! | feature | backend | URL schemes |
+//! |---|---|---|
+//! | (always) | in-process memory store | `memory://[name]` |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> fencelock::Result<()> {
+//! use std::time::Duration;
+//! use fencelock::{DistributedLockExt, LockOptions};
+//!
+//! let lock = fencelock::connect("memory://").await?;
+//! let opts = LockOptions::new().with_ttl(Duration::from_secs(5));
+//! let token = lock.with_lock("paymentConfirm:PK-1", &opts, |lease| async move {
+//!     lease.token() // pass it to the resource you write to
+//! }).await?;
+//! println!("confirmed under token {token}");
+//! # Ok(()) }
+//! ```
+//!
+//! The blocking API is in [`blocking`].
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod blocking;
+mod connect;
+
+pub use connect::{connect, SCHEMES};
+pub use fencelock_core::*;
