@@ -159,8 +159,10 @@ impl Error {
     /// [`ErrorKind::Timeout`] and [`ErrorKind::Connection`] unless a backend
     /// said otherwise, false for the rest.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
-            .unwrap_or(matches!(self.kind, ErrorKind::Timeout | ErrorKind::Connection))
+        self.retryable.unwrap_or(matches!(
+            self.kind,
+            ErrorKind::Timeout | ErrorKind::Connection
+        ))
     }
 }
 

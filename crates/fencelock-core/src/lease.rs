@@ -163,8 +163,9 @@ impl LeaseHandle {
 
     /// Time left before the deadline; zero once lost.
     pub fn remaining(&self) -> Duration {
-        self.deadline()
-            .map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()))
+        self.deadline().map_or(Duration::ZERO, |d| {
+            d.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Whether the grant is lost (or released). Checks the clock, so a

@@ -151,7 +151,14 @@ impl MemoryLock {
         &self.store
     }
 
-    fn guard(&self, key: &str, owner: OwnerId, token: FencingToken, sent_at: Instant, opts: &LockOptions) -> Result<LockGuard> {
+    fn guard(
+        &self,
+        key: &str,
+        owner: OwnerId,
+        token: FencingToken,
+        sent_at: Instant,
+        opts: &LockOptions,
+    ) -> Result<LockGuard> {
         let ops = Arc::new(MemoryGrant {
             store: Arc::clone(&self.store),
             key: key.to_string(),

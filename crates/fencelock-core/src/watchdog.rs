@@ -13,10 +13,7 @@ use crate::lease::Shared;
 /// What the watchdog follows.
 pub(crate) enum Watch {
     /// Renew the grant's own TTL every `every`.
-    Renew {
-        every: Duration,
-        drift: Duration,
-    },
+    Renew { every: Duration, drift: Duration },
     /// Nothing to renew: the deadline stands unless revoked.
     Deadline,
     /// Follow the backend's session deadline.

@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fencelock_core::{
-    DistributedLock, Error, FencingToken, LeaseHandle, LockGuard, LockOptions,
-    Result,
+    DistributedLock, Error, FencingToken, LeaseHandle, LockGuard, LockOptions, Result,
 };
 use tokio::runtime::{Handle, Runtime};
 
@@ -232,9 +231,7 @@ mod tests {
         assert!(lock.try_acquire("k", &opts).unwrap().is_none());
         let t1 = g.token();
         drop(g);
-        let out = lock
-            .with_lock("k", &opts, |lease| lease.token())
-            .unwrap();
+        let out = lock.with_lock("k", &opts, |lease| lease.token()).unwrap();
         assert!(out > t1);
         let g = lock.try_acquire("k", &opts).unwrap().unwrap();
         g.extend(Duration::from_secs(10)).unwrap();

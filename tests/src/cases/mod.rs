@@ -1,0 +1,32 @@
+//! One `pub async fn` per behaviour of the contract. Each panics with a
+//! message when the backend breaks the promise.
+
+mod abandon;
+mod exclusion;
+mod input;
+mod loss;
+mod waiting;
+
+pub use abandon::{abandonment, cancellation, drop_frees};
+pub use exclusion::{cross_process, exclusion};
+pub use input::{hostile_keys, unreachable};
+pub use loss::{lost_signal, no_foreign_release, renewal};
+pub use waiting::{busy, fairness, wakeup};
+
+/// Every case, by name, for runners that list them (kept in the order of
+/// the contract).
+pub const ALL: &[&str] = &[
+    "exclusion",
+    "cross_process",
+    "busy",
+    "no_foreign_release",
+    "abandonment",
+    "lost_signal",
+    "renewal",
+    "drop_frees",
+    "cancellation",
+    "wakeup",
+    "fairness",
+    "hostile_keys",
+    "unreachable",
+];
