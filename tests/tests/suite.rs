@@ -33,4 +33,6 @@ macro_rules! suite {
 
 mod conformance {
     suite!(memory, "memory");
+    suite!(redis, "redis");
+    suite!(redis_cluster, "redis-cluster");
 }

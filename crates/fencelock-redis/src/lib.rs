@@ -1,3 +1,27 @@
-//! fencelock redis backend (under construction).
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod batcher;
+mod config;
+mod conn;
+mod error;
+mod grant;
+mod keys;
+mod lock;
+mod scripts;
+mod subscriber;
+
+pub use config::{
+    RedisLockBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECHECK, DEFAULT_RENEW_BATCH_MAX,
+    DEFAULT_RENEW_BATCH_WINDOW, DEFAULT_RESPONSE_TIMEOUT,
+};
+pub use keys::DEFAULT_PREFIX;
+pub use lock::{LockInfo, RedisLock};
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<RedisLock>();
+    is::<RedisLockBuilder>();
+}

@@ -5,13 +5,21 @@ use std::sync::Arc;
 use fencelock_core::{DistributedLock, Error, MemoryLock, Result};
 
 /// The URL schemes this build understands, with the cargo feature each needs.
-pub const SCHEMES: &[(&str, &str)] = &[("memory", "(always on)")];
+pub const SCHEMES: &[(&str, &str)] = &[
+    ("memory", "(always on)"),
+    ("redis", "redis"),
+    ("rediss", "redis"),
+    ("redis+cluster", "redis"),
+    ("rediss+cluster", "redis"),
+];
 
 /// Connects to the lock service a URL names and returns it as a trait object.
 ///
 /// | URL | backend | feature |
 /// |---|---|---|
 /// | `memory://` or `memory://name` | in-process store (one per name) | always on |
+/// | `redis://[user[:pw]@]host[:port][/db]`, `rediss://…` | Redis | `redis` |
+/// | `redis+cluster://h:p,h:p,…`, `rediss+cluster://…` | Redis Cluster | `redis` |
 ///
 /// # Errors
 ///
@@ -29,11 +37,20 @@ pub async fn connect(url: &str) -> Result<Arc<dyn DistributedLock>> {
             let name = rest.trim_end_matches('/');
             Ok(Arc::new(MemoryLock::named(name)))
         }
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
+            Ok(Arc::new(fencelock_redis::RedisLock::connect(url).await?))
+        }
         other => Err(unknown_scheme(other)),
     }
 }
 
 fn unknown_scheme(scheme: &str) -> Error {
+    if let Some((_, feature)) = SCHEMES.iter().find(|(s, _)| *s == scheme) {
+        return Error::invalid_config(format!(
+            "URL scheme {scheme:?} needs the cargo feature {feature:?} of fencelock, which this build does not have"
+        ));
+    }
     let known: Vec<&str> = SCHEMES.iter().map(|(s, _)| *s).collect();
     Error::invalid_config(format!(
         "unknown URL scheme {scheme:?}; this build knows: {}",

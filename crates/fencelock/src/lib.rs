@@ -7,6 +7,7 @@
 //! | feature | backend | URL schemes |
 //! |---|---|---|
 //! | (always) | in-process memory store | `memory://[name]` |
+//! | `redis` | Redis, Redis Cluster ([`redis`] module) | `redis://`, `rediss://`, `redis+cluster://` |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> fencelock::Result<()> {
@@ -31,3 +32,7 @@ mod connect;
 
 pub use connect::{connect, SCHEMES};
 pub use fencelock_core::*;
+
+/// The Redis backend (feature `redis`).
+#[cfg(feature = "redis")]
+pub use fencelock_redis as redis;

@@ -1,0 +1,428 @@
+//! The builder: URLs, timeouts, key prefix, and the Debug that hides passwords.
+
+use std::fmt;
+use std::time::Duration;
+
+use fencelock_core::{Error, Result};
+
+use crate::keys::{validate_prefix, DEFAULT_PREFIX};
+use crate::RedisLock;
+
+/// Default bound on establishing a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default bound on every store call.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default cap on a waiter's safety-net re-check.
+pub const DEFAULT_MAX_RECHECK: Duration = Duration::from_secs(2);
+/// Default window in which renewals are gathered into one pipeline.
+pub const DEFAULT_RENEW_BATCH_WINDOW: Duration = Duration::from_millis(2);
+/// Default most renewals in one pipeline.
+pub const DEFAULT_RENEW_BATCH_MAX: usize = 512;
+
+/// How the client reaches Redis.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// One server (`redis://` or `rediss://`).
+    Single(String),
+    /// A Redis Cluster, through these seed nodes (each a `redis://` or `rediss://` URL).
+    Cluster(Vec<String>),
+}
+
+/// Builds a [`RedisLock`]. Start from [`RedisLockBuilder::from_url`] (or
+/// [`RedisLockBuilder::from_cluster_nodes`]), adjust with the `with_*`
+/// setters, finish with [`build`](RedisLockBuilder::build).
+///
+/// URL forms:
+///
+/// - `redis://[user[:password]@]host[:port][/db]`: one server, plain TCP;
+/// - `rediss://...`: the same over TLS;
+/// - `redis+cluster://[user[:password]@]host:port,host:port,...`: a Redis
+///   Cluster, given by seed nodes (`rediss+cluster://` for TLS).
+///
+/// Query parameters read by fencelock (and removed before the URL reaches
+/// redis-rs): `prefix` (the key prefix, default `fencelock`),
+/// `connect_timeout_ms`, `response_timeout_ms`. Others (e.g.
+/// `protocol=resp3`) pass through to redis-rs.
+///
+/// `Debug` never prints a password.
+#[derive(Clone)]
+pub struct RedisLockBuilder {
+    pub(crate) target: Target,
+    pub(crate) prefix: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) max_recheck: Duration,
+    pub(crate) renew_batch_window: Duration,
+    pub(crate) renew_batch_max: usize,
+}
+
+impl RedisLockBuilder {
+    fn with_target(target: Target) -> Self {
+        RedisLockBuilder {
+            target,
+            prefix: DEFAULT_PREFIX.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            max_recheck: DEFAULT_MAX_RECHECK,
+            renew_batch_window: DEFAULT_RENEW_BATCH_WINDOW,
+            renew_batch_max: DEFAULT_RENEW_BATCH_MAX,
+        }
+    }
+
+    /// A builder from a URL (see the type's docs for the forms).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
+    /// naming what is wrong with the URL. No network call is made.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            Error::invalid_config(format!(
+                "{:?} is not a Redis URL: expected redis://host:port, rediss://host:port or redis+cluster://host:port,host:port",
+                redact(url)
+            ))
+        })?;
+        let (node_scheme, cluster) = match scheme.to_ascii_lowercase().as_str() {
+            "redis" => ("redis", false),
+            "rediss" => ("rediss", false),
+            "redis+cluster" => ("redis", true),
+            "rediss+cluster" => ("rediss", true),
+            other => {
+                return Err(Error::invalid_config(format!(
+                    "unsupported scheme {other:?} in {:?}: expected redis, rediss, redis+cluster or rediss+cluster",
+                    redact(url)
+                )))
+            }
+        };
+        // Split off the query and read our own parameters from it.
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        let mut passthrough = Vec::new();
+        let mut prefix = None;
+        let mut connect_timeout = None;
+        let mut response_timeout = None;
+        for pair in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "prefix" => prefix = Some(value.to_string()),
+                "connect_timeout_ms" => connect_timeout = Some(parse_ms(name, value)?),
+                "response_timeout_ms" => response_timeout = Some(parse_ms(name, value)?),
+                _ => passthrough.push(pair),
+            }
+        }
+        let query = if passthrough.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", passthrough.join("&"))
+        };
+        let (authority, path) = match before_query.find('/') {
+            Some(i) => before_query.split_at(i),
+            None => (before_query, ""),
+        };
+        let (userinfo, hosts) = match authority.rfind('@') {
+            Some(i) => (&authority[..=i], &authority[i + 1..]),
+            None => ("", authority),
+        };
+        let hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
+        if hosts.iter().any(|h| h.is_empty()) {
+            return Err(Error::invalid_config(format!(
+                "{:?} names an empty host",
+                redact(url)
+            )));
+        }
+        if !cluster && hosts.len() > 1 {
+            return Err(Error::invalid_config(format!(
+                "{:?} lists several hosts; use redis+cluster:// for a Redis Cluster",
+                redact(url)
+            )));
+        }
+        let nodes: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("{node_scheme}://{userinfo}{h}{path}{query}"))
+            .collect();
+        for node in &nodes {
+            check_node_url(node)?;
+        }
+        let mut builder = if cluster {
+            Self::with_target(Target::Cluster(nodes))
+        } else {
+            Self::with_target(Target::Single(nodes.into_iter().next().unwrap_or_default()))
+        };
+        if let Some(p) = prefix {
+            builder = builder.with_prefix(p);
+        }
+        if let Some(t) = connect_timeout {
+            builder = builder.with_connect_timeout(t);
+        }
+        if let Some(t) = response_timeout {
+            builder = builder.with_response_timeout(t);
+        }
+        Ok(builder)
+    }
+
+    /// A builder for a Redis Cluster given by seed node URLs
+    /// (`redis://host:port` or `rediss://host:port` each, sharing one user
+    /// name and password).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
+    /// when the list is empty or a URL is malformed.
+    pub fn from_cluster_nodes<I, S>(nodes: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        if nodes.is_empty() {
+            return Err(Error::invalid_config(
+                "a Redis Cluster needs at least one seed node",
+            ));
+        }
+        for node in &nodes {
+            check_node_url(node)?;
+        }
+        Ok(Self::with_target(Target::Cluster(nodes)))
+    }
+
+    /// Treats the URL(s) given so far as seeds of a Redis Cluster (`true`) or
+    /// as one standalone server (`false`; only possible with a single URL).
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: bool) -> Self {
+        self.target = match (self.target, cluster) {
+            (Target::Single(url), true) => Target::Cluster(vec![url]),
+            (Target::Cluster(mut nodes), false) if nodes.len() == 1 => {
+                Target::Single(nodes.remove(0))
+            }
+            (t, _) => t,
+        };
+        self
+    }
+
+    /// The prefix of every Redis key and channel (default `fencelock`). It
+    /// must not be empty or hold braces, whitespace or control characters;
+    /// [`build`](Self::build) checks.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The bound on establishing a connection (default 3 s).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The bound on every store call (default 3 s).
+    #[must_use]
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The longest a waiter sleeps between two attempts when no wake-up
+    /// message arrives (default 2 s). Waiters are woken by pub/sub; this is
+    /// the safety net against a lost message. A waiter re-checks at the
+    /// holder's remaining TTL or after this interval, whichever is first.
+    #[must_use]
+    pub fn with_max_recheck_interval(mut self, every: Duration) -> Self {
+        self.max_recheck = every;
+        self
+    }
+
+    /// How long the renewal batcher gathers renewals before sending them as
+    /// one pipeline (default 2 ms). Zero sends whatever is queued at once.
+    #[must_use]
+    pub fn with_renew_batch_window(mut self, window: Duration) -> Self {
+        self.renew_batch_window = window;
+        self
+    }
+
+    /// The most renewals in one pipeline (default 512).
+    #[must_use]
+    pub fn with_renew_batch_max(mut self, max: usize) -> Self {
+        self.renew_batch_max = max;
+        self
+    }
+
+    /// Whether this builder targets a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate_prefix(&self.prefix)?;
+        for (name, d) in [
+            ("connect timeout", self.connect_timeout),
+            ("response timeout", self.response_timeout),
+            ("max re-check interval", self.max_recheck),
+        ] {
+            if d.is_zero() {
+                return Err(Error::invalid_config(format!(
+                    "the {name} must be above zero"
+                )));
+            }
+        }
+        if self.renew_batch_max == 0 {
+            return Err(Error::invalid_config(
+                "the renew batch size must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Connects, loads the scripts, and starts the background tasks (the
+    /// shared pub/sub subscriber connects lazily, on the first waiter).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
+    /// for a bad setting; [`ErrorKind::Connection`](fencelock_core::ErrorKind::Connection)
+    /// (or `Timeout`) when Redis cannot be reached within the connect timeout.
+    pub async fn build(self) -> Result<RedisLock> {
+        self.validate()?;
+        RedisLock::from_builder(self).await
+    }
+}
+
+impl fmt::Debug for RedisLockBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RedisLockBuilder");
+        match &self.target {
+            Target::Single(url) => d.field("url", &redact(url)),
+            Target::Cluster(nodes) => d.field(
+                "cluster_nodes",
+                &nodes.iter().map(|n| redact(n)).collect::<Vec<_>>(),
+            ),
+        };
+        d.field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("max_recheck", &self.max_recheck)
+            .field("renew_batch_window", &self.renew_batch_window)
+            .field("renew_batch_max", &self.renew_batch_max)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Single(url) => write!(f, "Single({:?})", redact(url)),
+            Target::Cluster(nodes) => f
+                .debug_tuple("Cluster")
+                .field(&nodes.iter().map(|n| redact(n)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+fn parse_ms(name: &str, value: &str) -> Result<Duration> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            Error::invalid_config(format!(
+                "URL parameter {name}={value:?} is not a whole number of milliseconds"
+            ))
+        })
+}
+
+fn check_node_url(url: &str) -> Result<()> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("redis://") || lower.starts_with("rediss://")) {
+        return Err(Error::invalid_config(format!(
+            "{:?} is not a redis:// or rediss:// URL",
+            redact(url)
+        )));
+    }
+    redis::Client::open(url).map(drop).map_err(|e| {
+        Error::invalid_config(format!("{:?} is not a valid Redis URL: {}", redact(url), e))
+    })
+}
+
+/// The URL with its password replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => userinfo.to_string(),
+    };
+    format!("{scheme}://{user}@{}", &rest[at + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencelock_core::ErrorKind;
+
+    #[test]
+    fn urls_parse_into_targets() {
+        let b = RedisLockBuilder::from_url("redis://127.0.0.1:6379/0").unwrap();
+        assert_eq!(b.target, Target::Single("redis://127.0.0.1:6379/0".into()));
+        let b = RedisLockBuilder::from_url(
+            "redis+cluster://u:p@127.0.0.1:7000,127.0.0.1:7001?prefix=app&response_timeout_ms=250",
+        )
+        .unwrap();
+        assert_eq!(
+            b.target,
+            Target::Cluster(vec![
+                "redis://u:p@127.0.0.1:7000".into(),
+                "redis://u:p@127.0.0.1:7001".into()
+            ])
+        );
+        assert_eq!(b.prefix, "app");
+        assert_eq!(b.response_timeout, Duration::from_millis(250));
+        let b = RedisLockBuilder::from_url("rediss://h:1")
+            .unwrap()
+            .with_cluster(true);
+        assert!(b.is_cluster());
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors() {
+        for url in [
+            "127.0.0.1:6379",
+            "http://127.0.0.1",
+            "redis://a:1,b:2",
+            "redis+cluster://a:1,,b:2",
+            "redis://h:1?connect_timeout_ms=soon",
+            "redis://h:notaport",
+        ] {
+            let e = RedisLockBuilder::from_url(url).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
+        }
+        assert!(RedisLockBuilder::from_cluster_nodes(Vec::<String>::new()).is_err());
+        assert!(RedisLockBuilder::from_url("redis://h:1?prefix=a{b")
+            .unwrap()
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let b = RedisLockBuilder::from_url("redis://user:s3cret@h:1/0").unwrap();
+        let s = format!("{b:?}");
+        assert!(!s.contains("s3cret"), "{s}");
+        assert!(s.contains("user:***@h:1/0"), "{s}");
+        let b = RedisLockBuilder::from_url("redis+cluster://:s3cret@h:1,h:2").unwrap();
+        assert!(!format!("{b:?}").contains("s3cret"));
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+}

@@ -1,0 +1,77 @@
+//! Maps redis-rs errors and timeouts into fencelock errors.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fencelock_core::{Error, Result};
+use redis::{ErrorKind as RK, RedisError, ServerErrorKind as SK};
+
+/// Turns a redis-rs error into a fencelock error of the right kind, keeping
+/// the redis error as the source. `what` names the operation.
+pub(crate) fn map_redis(e: RedisError, what: &str) -> Error {
+    let detail = match e.kind() {
+        RK::Server(_) | RK::Extension => e.detail().map(str::to_string),
+        _ => None,
+    };
+    let message = match &detail {
+        Some(d) => format!("{what}: {d}"),
+        None => what.to_string(),
+    };
+    let err = if e.is_timeout() {
+        Error::timeout(format!("{message}: Redis did not answer in time"))
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        Error::connection(message)
+    } else {
+        match e.kind() {
+            RK::AuthenticationFailed => Error::connection(format!(
+                "{message}: authentication failed (check user name and password)"
+            ))
+            .with_retryable(false),
+            RK::InvalidClientConfig => Error::invalid_config(message),
+            RK::ClusterConnectionNotFound => Error::connection(message),
+            RK::Server(SK::ClusterDown | SK::TryAgain | SK::MasterDown | SK::BusyLoading) => {
+                Error::backend(message).with_retryable(true)
+            }
+            RK::Server(SK::ReadOnly) => {
+                Error::backend(format!("{message}: the node is a read-only replica"))
+                    .with_retryable(true)
+            }
+            _ => Error::backend(message),
+        }
+    };
+    err.with_source(e)
+}
+
+/// Runs a store call with a deadline: a call that does not finish within
+/// `limit` becomes [`ErrorKind::Timeout`](fencelock_core::ErrorKind::Timeout).
+pub(crate) async fn bounded<T, F>(limit: Duration, what: &str, fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T, RedisError>>,
+{
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(map_redis(e, what)),
+        Err(_) => Err(Error::timeout(format!(
+            "{what}: Redis did not answer within {limit:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencelock_core::ErrorKind;
+
+    #[test]
+    fn kinds_map_as_documented() {
+        let io = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert_eq!(map_redis(io, "x").kind(), ErrorKind::Connection);
+        let t = RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "t"));
+        assert_eq!(map_redis(t, "x").kind(), ErrorKind::Timeout);
+        let cfg = RedisError::from((RK::InvalidClientConfig, "bad"));
+        assert_eq!(map_redis(cfg, "x").kind(), ErrorKind::InvalidConfig);
+    }
+}

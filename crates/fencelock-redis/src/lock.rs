@@ -1,0 +1,495 @@
+//! `RedisLock`: connecting, and the `DistributedLock` implementation.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fencelock_core::grant::{Grant, Validity};
+use fencelock_core::{
+    validate_key, Capabilities, DistributedLock, Error, ErrorKind, Expiry, Extend, Fairness,
+    Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use tokio::time::{sleep_until, Instant};
+
+use crate::batcher::Batcher;
+use crate::config::{RedisLockBuilder, Target};
+use crate::conn::Conn;
+use crate::error::{bounded, map_redis};
+use crate::grant::{ttl_ms, RedisGrant};
+use crate::keys::KeyNames;
+use crate::scripts::{self, ACQUIRE, INSPECT, RELEASE};
+use crate::subscriber::{Interest, Subscriber, SubscriberConfig};
+
+/// A [`DistributedLock`] on Redis (standalone or Cluster).
+///
+/// One client holds one command connection (reconnecting), one shared
+/// pub/sub connection for the wake-ups of every key it waits on (opened on
+/// the first wait), and one renewal batcher. Clone it freely: clones share
+/// all three.
+#[derive(Clone)]
+pub struct RedisLock {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    conn: Conn,
+    prefix: String,
+    response_timeout: Duration,
+    max_recheck: Duration,
+    subscriber: Subscriber,
+    pub(crate) batcher: Batcher,
+    target: Target,
+}
+
+/// What [`RedisLock::inspect`] reads about one lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LockInfo {
+    /// The current holder's owner id, when the lock is held.
+    pub holder: Option<OwnerId>,
+    /// The current holder's fencing token, when the lock is held.
+    pub token: Option<FencingToken>,
+    /// How long the current grant has left on the server (`None` when free,
+    /// or when the key has no expiry).
+    pub remaining: Option<Duration>,
+    /// The highest token handed out for this key so far (the fence counter).
+    pub last_token: Option<FencingToken>,
+    /// How many `acquire` calls of this client are waiting on the key right
+    /// now. Waiters in other clients are not counted.
+    pub local_waiters: usize,
+}
+
+enum Step {
+    Granted {
+        token: FencingToken,
+        sent_at: Instant,
+    },
+    Busy {
+        pttl: i64,
+    },
+}
+
+/// Releases a grant that may have been taken when the acquire future is
+/// dropped (or fails) before the grant reached a guard.
+struct Cleanup {
+    inner: Arc<Inner>,
+    names: KeyNames,
+    owner: String,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        let names = self.names.clone();
+        let owner = std::mem::take(&mut self.owner);
+        rt.spawn(async move {
+            if let Err(e) = inner.release(&names, &owner).await {
+                tracing::debug!(error = %e, "cleanup of an abandoned acquire failed; the TTL frees the lock");
+            }
+        });
+    }
+}
+
+impl RedisLock {
+    /// Connects to the Redis at `url` with default settings (see
+    /// [`RedisLockBuilder`] for the URL forms).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a bad URL, [`ErrorKind::Connection`]
+    /// when Redis cannot be reached within the connect timeout.
+    pub async fn connect(url: &str) -> Result<Self> {
+        RedisLockBuilder::from_url(url)?.build().await
+    }
+
+    /// A builder from a URL; shorthand for [`RedisLockBuilder::from_url`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a bad URL.
+    pub fn builder(url: &str) -> Result<RedisLockBuilder> {
+        RedisLockBuilder::from_url(url)
+    }
+
+    pub(crate) async fn from_builder(b: RedisLockBuilder) -> Result<Self> {
+        let ct = b.connect_timeout;
+        let rt = b.response_timeout;
+        let (mut conn, clients) = match &b.target {
+            Target::Single(url) => {
+                let client = open(url)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(ct))
+                    .set_response_timeout(Some(rt))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_secs(1));
+                let manager = connect_bounded(
+                    ct,
+                    ConnectionManager::new_with_config(client.clone(), config),
+                )
+                .await?;
+                (Conn::Single(manager), vec![client])
+            }
+            Target::Cluster(nodes) => {
+                let clients = nodes.iter().map(|n| open(n)).collect::<Result<Vec<_>>>()?;
+                let cluster = ClusterClient::builder(nodes.clone())
+                    .connection_timeout(ct)
+                    .response_timeout(rt)
+                    .retries(3)
+                    .build()
+                    .map_err(|e| map_redis(e, "Redis Cluster configuration"))?;
+                let conn = connect_bounded(ct, cluster.get_async_connection()).await?;
+                (Conn::Cluster(conn), clients)
+            }
+        };
+        for script in scripts::all() {
+            bounded(rt, "SCRIPT LOAD", script.load_async(&mut conn)).await?;
+        }
+        let subscriber = Subscriber::start(SubscriberConfig {
+            clients,
+            connect_timeout: ct,
+            response_timeout: rt,
+        });
+        let batcher = Batcher::start(conn.clone(), b.renew_batch_window, b.renew_batch_max, rt);
+        Ok(RedisLock {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: b.prefix,
+                response_timeout: rt,
+                max_recheck: b.max_recheck,
+                subscriber,
+                batcher,
+                target: b.target,
+            }),
+        })
+    }
+
+    /// Reads the state of the lock on `key`: holder, token, remaining TTL,
+    /// the fence counter, and this client's waiters. One round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidKey`]; store errors.
+    pub async fn inspect(&self, key: &str) -> Result<LockInfo> {
+        validate_key(key)?;
+        let names = self.names(key);
+        let mut conn = self.inner.conn.clone();
+        let mut inv = INSPECT.prepare_invoke();
+        inv.key(&names.lock).key(&names.fence);
+        let (value, pttl, fence): (Option<String>, i64, Option<u64>) = bounded(
+            self.inner.response_timeout,
+            "inspect",
+            inv.invoke_async(&mut conn),
+        )
+        .await
+        .map_err(|e| e.with_key(key))?;
+        let (holder, token) = match value.as_deref().and_then(|v| v.split_once(':')) {
+            Some((owner, token)) => (
+                OwnerId::parse(owner),
+                token.parse::<u64>().ok().map(FencingToken::new),
+            ),
+            None => (None, None),
+        };
+        Ok(LockInfo {
+            holder,
+            token,
+            remaining: u64::try_from(pttl).ok().map(Duration::from_millis),
+            last_token: fence.map(FencingToken::new),
+            local_waiters: self.inner.subscriber.waiters(&names.channel),
+        })
+    }
+
+    /// One attempt with a given owner id instead of a fresh one: when the
+    /// key is already held by `owner` (an earlier attempt whose reply was
+    /// lost), the grant is taken up again with its token and a fresh TTL.
+    /// `try_acquire` and `acquire` already retry this way by themselves
+    /// once; use this to recover a grant across your own retries. Do not
+    /// hold two guards of one grant: dropping either releases it.
+    ///
+    /// # Errors
+    ///
+    /// As [`DistributedLock::try_acquire`].
+    pub async fn try_acquire_as(
+        &self,
+        key: &str,
+        owner: OwnerId,
+        opts: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        validate_key(key)?;
+        opts.validate()?;
+        let names = self.names(key);
+        let mut cleanup = self.cleanup(&names, owner);
+        let step = self.attempt(key, &names, owner, opts).await?;
+        cleanup.armed = false;
+        match step {
+            Step::Granted { token, sent_at } => self
+                .guard(key, names, owner, token, sent_at, opts)
+                .map(Some),
+            Step::Busy { .. } => Ok(None),
+        }
+    }
+
+    fn names(&self, key: &str) -> KeyNames {
+        KeyNames::new(&self.inner.prefix, key)
+    }
+
+    fn cleanup(&self, names: &KeyNames, owner: OwnerId) -> Cleanup {
+        Cleanup {
+            inner: Arc::clone(&self.inner),
+            names: names.clone(),
+            owner: owner.simple(),
+            armed: true,
+        }
+    }
+
+    /// One acquire script call, retried once with the same owner on a
+    /// connection error or timeout (the script recognises a grant whose
+    /// reply was lost).
+    async fn attempt(
+        &self,
+        key: &str,
+        names: &KeyNames,
+        owner: OwnerId,
+        opts: &LockOptions,
+    ) -> Result<Step> {
+        let owner = owner.simple();
+        let ttl = ttl_ms(opts.ttl());
+        let mut retried = false;
+        loop {
+            let mut conn = self.inner.conn.clone();
+            let mut inv = ACQUIRE.prepare_invoke();
+            inv.key(&names.lock).key(&names.fence).arg(&owner).arg(ttl);
+            let sent_at = Instant::now();
+            let reply: Result<(i64, i64)> = bounded(
+                self.inner.response_timeout,
+                "acquire",
+                inv.invoke_async(&mut conn),
+            )
+            .await;
+            return match reply {
+                Ok((1, token)) => match u64::try_from(token) {
+                    Ok(t) if t > 0 => Ok(Step::Granted {
+                        token: FencingToken::new(t),
+                        sent_at,
+                    }),
+                    _ => Err(Error::backend(format!(
+                        "acquire: the fence counter {:?} holds {token}, not a positive token",
+                        names.fence
+                    ))
+                    .with_key(key)),
+                },
+                Ok((0, pttl)) => Ok(Step::Busy { pttl }),
+                Ok(other) => Err(Error::backend(format!(
+                    "acquire: unexpected script reply {other:?}"
+                ))
+                .with_key(key)),
+                Err(e) if e.is_retryable() && !retried => {
+                    tracing::debug!(key, error = %e, "acquire failed; retrying once with the same owner id");
+                    retried = true;
+                    continue;
+                }
+                Err(e) => Err(e.with_key(key)),
+            };
+        }
+    }
+
+    fn guard(
+        &self,
+        key: &str,
+        names: KeyNames,
+        owner: OwnerId,
+        token: FencingToken,
+        sent_at: Instant,
+        opts: &LockOptions,
+    ) -> Result<LockGuard> {
+        let ops = Arc::new(RedisGrant {
+            inner: Arc::clone(&self.inner),
+            key: key.to_string(),
+            names,
+            owner: owner.simple(),
+        });
+        LockGuard::from_grant(
+            Grant {
+                key: key.to_string(),
+                token,
+                owner,
+                validity: Validity::Ttl { sent_at },
+                ops,
+                revoked: None,
+            },
+            opts,
+        )
+    }
+
+    /// When a busy waiter re-checks without a wake-up: at the holder's
+    /// remaining TTL, capped by the configured maximum.
+    fn recheck_after(&self, pttl: i64) -> Duration {
+        let cap = self.inner.max_recheck;
+        match u64::try_from(pttl) {
+            Ok(ms) => (Duration::from_millis(ms) + Duration::from_millis(1)).min(cap),
+            // -1: no expiry (not ours to judge); -2: gone since the check.
+            Err(_) if pttl == -2 => Duration::from_millis(1),
+            Err(_) => cap,
+        }
+    }
+}
+
+impl Inner {
+    /// Compare-and-delete by owner + PUBLISH of a wake-up.
+    pub(crate) async fn release(&self, names: &KeyNames, owner: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let mut inv = RELEASE.prepare_invoke();
+        inv.key(&names.lock).arg(owner).arg(&names.channel);
+        let n: i64 = bounded(
+            self.response_timeout,
+            "release",
+            inv.invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(n == 1)
+    }
+}
+
+fn open(url: &str) -> Result<redis::Client> {
+    redis::Client::open(url).map_err(|e| {
+        Error::invalid_config(format!(
+            "{:?} is not a valid Redis URL",
+            crate::config::redact(url)
+        ))
+        .with_source(e)
+    })
+}
+
+async fn connect_bounded<T>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            let err = map_redis(e, "cannot connect to Redis");
+            Err(match err.kind() {
+                // A connect that timed out inside redis-rs is still "unreachable".
+                ErrorKind::Timeout => Error::connection(err.message().to_string()).with_source(err),
+                _ => err,
+            })
+        }
+        Err(_) => Err(Error::connection(format!(
+            "cannot connect to Redis within {limit:?}"
+        ))),
+    }
+}
+
+#[async_trait]
+impl DistributedLock for RedisLock {
+    async fn try_acquire(&self, key: &str, opts: &LockOptions) -> Result<Option<LockGuard>> {
+        self.try_acquire_as(key, OwnerId::random(), opts).await
+    }
+
+    async fn acquire(&self, key: &str, opts: &LockOptions) -> Result<LockGuard> {
+        validate_key(key)?;
+        opts.validate()?;
+        let names = self.names(key);
+        let wait_until = opts.wait().map(|w| Instant::now() + w);
+        let timed_out = || {
+            Error::timeout(format!(
+                "the lock stayed busy for the whole wait bound of {:?}",
+                opts.wait().unwrap_or_default()
+            ))
+            .with_key(key)
+        };
+        let mut owner = OwnerId::random();
+        let mut interest: Option<Interest> = None;
+        loop {
+            if let Some(i) = interest.as_mut() {
+                i.mark_seen();
+            }
+            let mut cleanup = self.cleanup(&names, owner);
+            let step = self.attempt(key, &names, owner, opts).await?;
+            cleanup.armed = false;
+            let pttl = match step {
+                Step::Granted { token, sent_at } => {
+                    match self.guard(key, names.clone(), owner, token, sent_at, opts) {
+                        Ok(g) => return Ok(g),
+                        // The reply came after the grant's deadline; core releases it in
+                        // the background. Go on with a fresh owner id, so that release
+                        // cannot delete a grant we take next.
+                        Err(e) if e.kind() == ErrorKind::Timeout => {
+                            owner = OwnerId::random();
+                            -2
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Step::Busy { pttl } => pttl,
+            };
+            let now = Instant::now();
+            if wait_until.is_some_and(|t| now >= t) {
+                return Err(timed_out());
+            }
+            let Some(i) = interest.as_mut() else {
+                // First time busy: subscribe to the key's wake-ups, then try again at
+                // once (a release between the attempt and the subscription is not
+                // missed that way).
+                let mut i = self.inner.subscriber.interest(&names.channel);
+                let limit = wait_until.map_or(self.inner.response_timeout, |t| {
+                    (t - now).min(self.inner.response_timeout)
+                });
+                if !i.wait_subscribed(limit).await {
+                    tracing::debug!(
+                        key,
+                        "no pub/sub subscription yet; waiting falls back to timed re-checks"
+                    );
+                }
+                interest = Some(i);
+                continue;
+            };
+            let mut wake_at = now + self.recheck_after(pttl);
+            if let Some(t) = wait_until {
+                wake_at = wake_at.min(t);
+            }
+            tokio::select! {
+                () = i.woken() => {}
+                () = sleep_until(wake_at) => {}
+            }
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            backend: "redis",
+            fencing: Fencing::BestEffort,
+            fairness: Fairness::Unfair,
+            wakeup: Wakeup::Notification,
+            expiry: Expiry::Ttl,
+            session_timeout: None,
+            scope: Scope::Network,
+            extend: Extend::PerGrant,
+            store_restart: "held locks and fence counters survive only what Redis persisted: with appendonly yes and \
+                appendfsync always both survive; with appendfsync everysec or RDB snapshots a restart can forget a \
+                held lock (a second holder) and roll the counter back (a lower or repeated token)",
+            store_failover: "replication is asynchronous: a failover to a replica can lose the newest grants and \
+                counter increments, so a second holder and a lower or repeated token are possible",
+        }
+    }
+}
+
+impl fmt::Debug for RedisLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLock")
+            .field("target", &self.inner.target)
+            .field("prefix", &self.inner.prefix)
+            .field("response_timeout", &self.inner.response_timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,30 @@
+//! The Lua scripts, loaded once per server and called by SHA (`EVALSHA`).
+//!
+//! `redis::Script::invoke_async` sends `EVALSHA` and, on `NOSCRIPT` (a
+//! restarted or failed-over server), loads the script and retries once.
+//! Pipelines do not do that; the renewal batcher reloads by itself.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// `SET NX PX` + `INCR` of the fence counter; re-takes our own grant on a retry.
+pub(crate) static ACQUIRE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/acquire.lua")));
+
+/// Compare-and-delete by owner, then `PUBLISH` a wake-up.
+pub(crate) static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/release.lua")));
+
+/// Compare-and-`PEXPIRE` by owner.
+pub(crate) static RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/renew.lua")));
+
+/// Read-only status of one lock.
+pub(crate) static INSPECT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/inspect.lua")));
+
+/// Every script, for loading at connect time.
+pub(crate) fn all() -> [&'static Script; 4] {
+    [&ACQUIRE, &RELEASE, &RENEW, &INSPECT]
+}
