@@ -9,7 +9,14 @@ async fn payment_example(backend: &str) {
         .unwrap_or_else(|e| panic!("{backend}: {e}"));
     let mut cmd = tokio::process::Command::new(env!("CARGO"));
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .args(["run", "-q", "--example", "payment_confirm", "--features", "fencelock/full"]);
+        .args([
+            "run",
+            "-q",
+            "--example",
+            "payment_confirm",
+            "--features",
+            "fencelock/full",
+        ]);
     if backend != "memory" {
         cmd.args(["--", "--url", &fixture.url()]);
     }
@@ -23,8 +30,14 @@ async fn payment_example(backend: &str) {
         "{backend}: example failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("1 confirmation, 4 fallbacks"), "{backend}: {stdout}");
-    assert!(stdout.contains("under fencing token"), "{backend}: {stdout}");
+    assert!(
+        stdout.contains("1 confirmation, 4 fallbacks"),
+        "{backend}: {stdout}"
+    );
+    assert!(
+        stdout.contains("under fencing token"),
+        "{backend}: {stdout}"
+    );
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@ macro_rules! suite {
 
 mod conformance {
     suite!(memory, "memory");
+    suite!(file, "file");
     suite!(redis, "redis");
     suite!(redis_cluster, "redis-cluster");
 }

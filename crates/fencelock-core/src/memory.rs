@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::grant::{Grant, GrantOps, Validity};
 use crate::{
     validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
-    FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
+    FencingToken, Inspect, LockGuard, LockOptions, LockStatus, OwnerId, Result, Scope, Wakeup,
 };
 
 /// The shared state behind one or more [`MemoryLock`] clients: every client
@@ -282,6 +282,48 @@ impl DistributedLock for MemoryLock {
             store_restart: "the store lives in the process: a restart forgets every lock and token",
             store_failover: "no failover: one process",
         }
+    }
+}
+
+#[async_trait]
+impl Inspect for MemoryLock {
+    async fn status(&self, key: &str) -> Result<LockStatus> {
+        validate_key(key)?;
+        let now = Instant::now();
+        let mut keys = self.store.keys();
+        Ok(keys
+            .get_mut(key)
+            .map_or_else(|| status(key, None, now), |st| status(key, Some(st), now)))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<LockStatus>> {
+        let now = Instant::now();
+        let mut keys = self.store.keys();
+        let mut out: Vec<LockStatus> = keys
+            .iter_mut()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, st)| status(k, Some(st), now))
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+fn status(key: &str, st: Option<&mut KeyState>, now: Instant) -> LockStatus {
+    let Some(st) = st else {
+        return LockStatus {
+            key: key.to_string(),
+            ..LockStatus::default()
+        };
+    };
+    let holder = st.holder(now);
+    LockStatus {
+        key: key.to_string(),
+        held: holder.is_some(),
+        owner: holder.map(|h| h.owner.to_string()),
+        token: (st.last_token > 0).then(|| FencingToken::new(st.last_token)),
+        remaining: holder.map(|h| h.expires.saturating_duration_since(now)),
+        waiters: Some(st.queue.len()),
     }
 }
 

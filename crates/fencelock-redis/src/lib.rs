@@ -7,6 +7,7 @@ mod config;
 mod conn;
 mod error;
 mod grant;
+mod inspect;
 mod keys;
 mod lock;
 mod scripts;

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use fencelock_core::{DistributedLock, Error, MemoryLock, Result};
+use fencelock_core::{DistributedLock, Error, Inspect, MemoryLock, Result};
 
 /// The URL schemes this build understands, with the cargo feature each needs.
 pub const SCHEMES: &[(&str, &str)] = &[
     ("memory", "(always on)"),
+    ("file", "(always on)"),
     ("redis", "redis"),
     ("rediss", "redis"),
     ("redis+cluster", "redis"),
@@ -18,6 +19,7 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// | URL | backend | feature |
 /// |---|---|---|
 /// | `memory://` or `memory://name` | in-process store (one per name) | always on |
+/// | `file:///dir`, or `file://` for a per-user default dir | advisory file locks on this host | always on |
 /// | `redis://[user[:pw]@]host[:port][/db]`, `rediss://…` | Redis | `redis` |
 /// | `redis+cluster://h:p,h:p,…`, `rediss+cluster://…` | Redis Cluster | `redis` |
 ///
@@ -27,20 +29,55 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// a malformed URL or an unknown scheme, or a scheme whose cargo feature is
 /// off (the message names the feature); connection errors from the backend.
 pub async fn connect(url: &str) -> Result<Arc<dyn DistributedLock>> {
+    open(url).await.map(|o| o.lock)
+}
+
+/// Connects to the lock service a URL names for inspection: the status of
+/// a key, and listing where the backend can enumerate.
+///
+/// # Errors
+///
+/// As [`connect`];
+/// [`ErrorKind::Unsupported`](fencelock_core::ErrorKind::Unsupported) for a
+/// backend that cannot inspect.
+pub async fn inspector(url: &str) -> Result<Arc<dyn Inspect>> {
+    let opened = open(url).await?;
+    opened.inspect.ok_or_else(|| {
+        Error::unsupported(format!(
+            "the {} backend cannot inspect locks",
+            opened.lock.capabilities().backend
+        ))
+    })
+}
+
+struct Opened {
+    lock: Arc<dyn DistributedLock>,
+    inspect: Option<Arc<dyn Inspect>>,
+}
+
+impl Opened {
+    fn both<L: DistributedLock + Inspect>(lock: L) -> Self {
+        let lock = Arc::new(lock);
+        Opened {
+            lock: lock.clone(),
+            inspect: Some(lock),
+        }
+    }
+}
+
+async fn open(url: &str) -> Result<Opened> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(Error::invalid_config(format!(
             "{url:?} is not a lock URL: expected scheme://..., e.g. memory:// or redis://127.0.0.1:6379"
         )));
     };
     match scheme {
-        "memory" => {
-            let name = rest.trim_end_matches('/');
-            Ok(Arc::new(MemoryLock::named(name)))
-        }
+        "memory" => Ok(Opened::both(MemoryLock::named(rest.trim_end_matches('/')))),
+        "file" => Ok(Opened::both(fencelock_file::FileLock::from_url(url)?)),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
-            Ok(Arc::new(fencelock_redis::RedisLock::connect(url).await?))
-        }
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Ok(Opened::both(
+            fencelock_redis::RedisLock::connect(url).await?,
+        )),
         other => Err(unknown_scheme(other)),
     }
 }

@@ -7,6 +7,7 @@
 //! | feature | backend | URL schemes |
 //! |---|---|---|
 //! | (always) | in-process memory store | `memory://[name]` |
+//! | (always) | advisory file locks on one host ([`file`] module) | `file:///dir` |
 //! | `redis` | Redis, Redis Cluster ([`redis`] module) | `redis://`, `rediss://`, `redis+cluster://` |
 //!
 //! ```
@@ -30,8 +31,11 @@
 pub mod blocking;
 mod connect;
 
-pub use connect::{connect, SCHEMES};
+pub use connect::{connect, inspector, SCHEMES};
 pub use fencelock_core::*;
+
+/// The no-server backend on advisory file locks.
+pub use fencelock_file as file;
 
 /// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]

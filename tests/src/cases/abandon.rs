@@ -77,7 +77,13 @@ pub async fn drop_frees(t: &Target) {
     let (a, b) = (t.client().await, t.client().await);
     let key = t.key("drop");
     let opts = steady().with_ttl(Duration::from_secs(30));
-    let bound = caps.abandon_bound(opts.ttl()).min(opts.ttl()) / 2;
+    // Half of what would free it otherwise: the TTL, or the session timeout
+    // if shorter (process-bound grants: the TTL).
+    let otherwise = match caps.abandon_bound(opts.ttl()) {
+        Duration::ZERO => opts.ttl(),
+        b => b.min(opts.ttl()),
+    };
+    let bound = otherwise / 2;
     for _ in 0..3 {
         let g = a.acquire(&key, &opts).await.expect("holder");
         let dropped = Instant::now();

@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod lock;
+mod path;
+
+pub use lock::{FileLock, FileLockStatus};
