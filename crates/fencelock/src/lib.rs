@@ -7,7 +7,7 @@
 //! | feature | backend | URL schemes |
 //! |---|---|---|
 //! | (always) | in-process memory store | `memory://[name]` |
-//! | (always) | advisory file locks on one host ([`file`] module) | `file:///dir` |
+//! | (always) | advisory file locks on one host ([`mod@file`] module) | `file:///dir` |
 //! | `redis` | Redis, Redis Cluster ([`redis`] module) | `redis://`, `rediss://`, `redis+cluster://` |
 //!
 //! ```
