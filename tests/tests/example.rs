@@ -49,3 +49,13 @@ async fn payment_confirm_on_memory() {
 async fn payment_confirm_on_redis() {
     payment_example("redis").await;
 }
+
+#[tokio::test]
+async fn payment_confirm_on_zookeeper() {
+    payment_example("zookeeper").await;
+}
+
+#[tokio::test]
+async fn payment_confirm_on_etcd() {
+    payment_example("etcd").await;
+}

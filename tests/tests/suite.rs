@@ -36,4 +36,10 @@ mod conformance {
     suite!(file, "file");
     suite!(redis, "redis");
     suite!(redis_cluster, "redis-cluster");
+    suite!(etcd, "etcd");
+    suite!(etcd_cluster, "etcd-cluster");
+    suite!(zookeeper, "zookeeper");
+    suite!(zookeeper_ensemble, "zookeeper-ensemble");
+    suite!(redlock, "redlock");
+    suite!(redis_sentinel, "redis-sentinel");
 }

@@ -9,7 +9,7 @@ use tokio::process::Command;
 use tokio::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fencelock");
-const BACKENDS: &[&str] = &["file", "redis"];
+const BACKENDS: &[&str] = &["file", "redis", "zookeeper", "etcd"];
 
 fn fencelock(url: &str) -> Command {
     let mut c = Command::new(BIN);

@@ -1,3 +1,19 @@
-//! fencelock etcd backend (under construction).
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod config;
+mod endpoints;
+mod error;
+mod grant;
+mod inspect;
+mod keys;
+mod lock;
+mod session;
+
+pub use config::{
+    EtcdLockBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL,
+    DEFAULT_REQUEST_TIMEOUT,
+};
+pub use etcd_client::{Certificate, Identity, TlsOptions};
+pub use lock::{EtcdLock, HolderInfo, LockInfo};

@@ -26,7 +26,50 @@ pub(crate) enum Target {
     Single(String),
     /// A Redis Cluster, through these seed nodes (each a `redis://` or `rediss://` URL).
     Cluster(Vec<String>),
+    /// A primary found (and followed) through Redis Sentinel.
+    Sentinel(SentinelSpec),
 }
+
+/// Where the Sentinels are and how to reach the primary they name.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SentinelSpec {
+    /// The Sentinels, each a `redis://host:port` (or `rediss://`) URL.
+    pub(crate) sentinels: Vec<String>,
+    /// The master name the Sentinels monitor.
+    pub(crate) master: String,
+    /// `redis` or `rediss`, for the data nodes.
+    pub(crate) scheme: String,
+    /// `user:password@` (or empty) for the data nodes.
+    pub(crate) userinfo: String,
+    /// `/db` and `?query` for the data nodes (may be empty).
+    pub(crate) tail: String,
+}
+
+impl SentinelSpec {
+    /// The URL of the data node at `host:port`.
+    pub(crate) fn node_url(&self, host: &str, port: u16) -> String {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        format!(
+            "{}://{}{host}:{port}{}",
+            self.scheme, self.userinfo, self.tail
+        )
+    }
+}
+
+/// `WAIT K timeout` after every grant: the grant counts only once `K`
+/// replicas acknowledged the lock write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitReplicas {
+    pub(crate) replicas: usize,
+    pub(crate) timeout: Duration,
+}
+
+/// Default bound on `WAIT` for [`RedisLockBuilder::with_wait_replicas`].
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Builds a [`RedisLock`]. Start from [`RedisLockBuilder::from_url`] (or
 /// [`RedisLockBuilder::from_cluster_nodes`]), adjust with the `with_*`
@@ -54,10 +97,11 @@ pub struct RedisLockBuilder {
     pub(crate) max_recheck: Duration,
     pub(crate) renew_batch_window: Duration,
     pub(crate) renew_batch_max: usize,
+    pub(crate) wait_replicas: Option<WaitReplicas>,
 }
 
 impl RedisLockBuilder {
-    fn with_target(target: Target) -> Self {
+    pub(crate) fn with_target(target: Target) -> Self {
         RedisLockBuilder {
             target,
             prefix: DEFAULT_PREFIX.to_string(),
@@ -66,6 +110,7 @@ impl RedisLockBuilder {
             max_recheck: DEFAULT_MAX_RECHECK,
             renew_batch_window: DEFAULT_RENEW_BATCH_WINDOW,
             renew_batch_max: DEFAULT_RENEW_BATCH_MAX,
+            wait_replicas: None,
         }
     }
 
@@ -82,14 +127,17 @@ impl RedisLockBuilder {
                 redact(url)
             ))
         })?;
-        let (node_scheme, cluster) = match scheme.to_ascii_lowercase().as_str() {
-            "redis" => ("redis", false),
-            "rediss" => ("rediss", false),
-            "redis+cluster" => ("redis", true),
-            "rediss+cluster" => ("rediss", true),
+        let (node_scheme, cluster, sentinel) = match scheme.to_ascii_lowercase().as_str() {
+            "redis" => ("redis", false, false),
+            "rediss" => ("rediss", false, false),
+            "redis+cluster" => ("redis", true, false),
+            "rediss+cluster" => ("rediss", true, false),
+            "redis+sentinel" => ("redis", false, true),
+            "rediss+sentinel" => ("rediss", false, true),
             other => {
                 return Err(Error::invalid_config(format!(
-                    "unsupported scheme {other:?} in {:?}: expected redis, rediss, redis+cluster or rediss+cluster",
+                    "unsupported scheme {other:?} in {:?}: expected redis, rediss, redis+cluster, rediss+cluster, \
+                     redis+sentinel or rediss+sentinel",
                     redact(url)
                 )))
             }
@@ -103,6 +151,8 @@ impl RedisLockBuilder {
         let mut prefix = None;
         let mut connect_timeout = None;
         let mut response_timeout = None;
+        let mut wait_replicas = None;
+        let mut wait_timeout = None;
         for pair in query
             .into_iter()
             .flat_map(|q| q.split('&'))
@@ -113,6 +163,14 @@ impl RedisLockBuilder {
                 "prefix" => prefix = Some(value.to_string()),
                 "connect_timeout_ms" => connect_timeout = Some(parse_ms(name, value)?),
                 "response_timeout_ms" => response_timeout = Some(parse_ms(name, value)?),
+                "wait_replicas" => {
+                    wait_replicas = Some(value.parse::<usize>().map_err(|_| {
+                        Error::invalid_config(format!(
+                            "URL parameter wait_replicas={value:?} is not a whole number of replicas"
+                        ))
+                    })?);
+                }
+                "wait_timeout_ms" => wait_timeout = Some(parse_ms(name, value)?),
                 _ => passthrough.push(pair),
             }
         }
@@ -136,11 +194,22 @@ impl RedisLockBuilder {
                 redact(url)
             )));
         }
-        if !cluster && hosts.len() > 1 {
+        if !cluster && !sentinel && hosts.len() > 1 {
             return Err(Error::invalid_config(format!(
-                "{:?} lists several hosts; use redis+cluster:// for a Redis Cluster",
+                "{:?} lists several hosts; use redis+cluster:// for a Redis Cluster, redis+sentinel:// for Sentinels \
+                 or redlock:// for Redlock",
                 redact(url)
             )));
+        }
+        if sentinel {
+            let spec = sentinel_spec(url, node_scheme, userinfo, &hosts, path, &query)?;
+            let mut builder = Self::with_target(Target::Sentinel(spec));
+            builder.apply_url_settings(prefix, connect_timeout, response_timeout);
+            if let Some(k) = wait_replicas {
+                builder =
+                    builder.with_wait_replicas(k, wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT));
+            }
+            return Ok(builder);
         }
         let nodes: Vec<String> = hosts
             .iter()
@@ -154,16 +223,72 @@ impl RedisLockBuilder {
         } else {
             Self::with_target(Target::Single(nodes.into_iter().next().unwrap_or_default()))
         };
-        if let Some(p) = prefix {
-            builder = builder.with_prefix(p);
-        }
-        if let Some(t) = connect_timeout {
-            builder = builder.with_connect_timeout(t);
-        }
-        if let Some(t) = response_timeout {
-            builder = builder.with_response_timeout(t);
+        builder.apply_url_settings(prefix, connect_timeout, response_timeout);
+        if let Some(k) = wait_replicas {
+            builder = builder.with_wait_replicas(k, wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT));
         }
         Ok(builder)
+    }
+
+    fn apply_url_settings(
+        &mut self,
+        prefix: Option<String>,
+        connect_timeout: Option<Duration>,
+        response_timeout: Option<Duration>,
+    ) {
+        if let Some(p) = prefix {
+            self.prefix = p;
+        }
+        if let Some(t) = connect_timeout {
+            self.connect_timeout = t;
+        }
+        if let Some(t) = response_timeout {
+            self.response_timeout = t;
+        }
+    }
+
+    /// A builder for a primary found through Redis Sentinel: `sentinels`
+    /// are `host:port` addresses of Sentinels monitoring `master`. The
+    /// primary is reached as `redis://host:port` without a password; use
+    /// [`from_url`](Self::from_url) with `redis+sentinel://user:pw@…` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
+    /// when the list or the name is empty or an address is malformed.
+    pub fn from_sentinels<I, S>(sentinels: I, master: &str) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let hosts: Vec<String> = sentinels
+            .into_iter()
+            .map(|s| s.as_ref().trim().to_string())
+            .collect();
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let url = format!("redis+sentinel://{}/{master}", hosts.join(","));
+        if hosts.is_empty() || hosts.iter().any(|h| h.is_empty()) {
+            return Err(Error::invalid_config(format!(
+                "{url:?}: Sentinel needs at least one host:port"
+            )));
+        }
+        let spec = sentinel_spec(&url, "redis", "", &hosts, &format!("/{master}"), "")?;
+        Ok(Self::with_target(Target::Sentinel(spec)))
+    }
+
+    /// Counts a grant only once `replicas` replicas acknowledged the lock
+    /// write (`WAIT replicas timeout` right after the acquire script, on the
+    /// same connection, as Redisson's `checkLockSyncedSlaves`). A grant
+    /// fewer replicas acknowledged within `timeout` is given back and the
+    /// attempt fails with `ErrorKind::Backend`. URL: `wait_replicas=K`,
+    /// `wait_timeout_ms=T` (default 500 ms). `0` turns it off.
+    ///
+    /// It narrows, not closes, the failover window: see the crate docs
+    /// ("Sentinel").
+    #[must_use]
+    pub fn with_wait_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.wait_replicas = (replicas > 0).then_some(WaitReplicas { replicas, timeout });
+        self
     }
 
     /// A builder for a Redis Cluster given by seed node URLs
@@ -258,8 +383,25 @@ impl RedisLockBuilder {
         matches!(self.target, Target::Cluster(_))
     }
 
+    /// Whether this builder finds its primary through Redis Sentinel.
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self.target, Target::Sentinel(_))
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         validate_prefix(&self.prefix)?;
+        if let Some(w) = self.wait_replicas {
+            if self.is_cluster() {
+                return Err(Error::invalid_config(
+                    "wait_replicas is not supported on a Redis Cluster",
+                ));
+            }
+            if w.timeout.is_zero() {
+                return Err(Error::invalid_config(
+                    "the WAIT timeout must be above zero (WAIT with 0 blocks forever)",
+                ));
+            }
+        }
         for (name, d) in [
             ("connect timeout", self.connect_timeout),
             ("response timeout", self.response_timeout),
@@ -302,6 +444,7 @@ impl fmt::Debug for RedisLockBuilder {
                 "cluster_nodes",
                 &nodes.iter().map(|n| redact(n)).collect::<Vec<_>>(),
             ),
+            Target::Sentinel(spec) => d.field("sentinel", spec),
         };
         d.field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
@@ -309,6 +452,7 @@ impl fmt::Debug for RedisLockBuilder {
             .field("max_recheck", &self.max_recheck)
             .field("renew_batch_window", &self.renew_batch_window)
             .field("renew_batch_max", &self.renew_batch_max)
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }
@@ -321,8 +465,61 @@ impl fmt::Debug for Target {
                 .debug_tuple("Cluster")
                 .field(&nodes.iter().map(|n| redact(n)).collect::<Vec<_>>())
                 .finish(),
+            Target::Sentinel(spec) => f.debug_tuple("Sentinel").field(spec).finish(),
         }
     }
+}
+
+impl fmt::Debug for SentinelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentinelSpec")
+            .field("sentinels", &self.sentinels)
+            .field("master", &self.master)
+            .field("node", &redact(&self.node_url("<primary>", 0)))
+            .finish()
+    }
+}
+
+/// Parses the Sentinel part of a `redis+sentinel://` URL: the hosts are
+/// Sentinels, the path is `/<master-name>[/<db>]`.
+fn sentinel_spec(
+    url: &str,
+    scheme: &str,
+    userinfo: &str,
+    hosts: &[&str],
+    path: &str,
+    query: &str,
+) -> Result<SentinelSpec> {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let master = parts.next().unwrap_or_default().to_string();
+    if master.is_empty() || master.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid_config(format!(
+            "{:?} names no master: expected redis+sentinel://host:port,host:port/<master-name>",
+            redact(url)
+        )));
+    }
+    let db = match parts.next().filter(|d| !d.is_empty()) {
+        Some(d) => {
+            d.parse::<u32>().map_err(|_| {
+                Error::invalid_config(format!("{:?}: database {d:?} is not a number", redact(url)))
+            })?;
+            format!("/{d}")
+        }
+        None => String::new(),
+    };
+    let sentinels: Vec<String> = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
+    for s in &sentinels {
+        check_node_url(s)?;
+    }
+    let spec = SentinelSpec {
+        sentinels,
+        master,
+        scheme: scheme.to_string(),
+        userinfo: userinfo.to_string(),
+        tail: format!("{db}{query}"),
+    };
+    check_node_url(&spec.node_url("127.0.0.1", 6379))?;
+    Ok(spec)
 }
 
 fn parse_ms(name: &str, value: &str) -> Result<Duration> {
@@ -413,6 +610,51 @@ mod tests {
             .unwrap()
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn sentinel_urls_parse() {
+        let b = RedisLockBuilder::from_url(
+            "redis+sentinel://u:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/2?wait_replicas=1&wait_timeout_ms=250",
+        )
+        .unwrap();
+        let Target::Sentinel(spec) = &b.target else {
+            panic!("not a sentinel target: {b:?}");
+        };
+        assert_eq!(
+            spec.sentinels,
+            vec!["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]
+        );
+        assert_eq!(spec.master, "mymaster");
+        assert_eq!(
+            spec.node_url("10.0.0.9", 6380),
+            "redis://u:pw@10.0.0.9:6380/2"
+        );
+        assert_eq!(
+            b.wait_replicas,
+            Some(WaitReplicas {
+                replicas: 1,
+                timeout: Duration::from_millis(250)
+            })
+        );
+        assert!(!format!("{b:?}").contains("pw@"));
+        for bad in [
+            "redis+sentinel://h:1",
+            "redis+sentinel://h:1/",
+            "redis+sentinel://h:1/m/x",
+            "redis+sentinel://h:1/m?wait_replicas=x",
+        ] {
+            let e = RedisLockBuilder::from_url(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
+        }
+        let b = RedisLockBuilder::from_sentinels(["h:1", "h:2"], "m").unwrap();
+        assert!(b.is_sentinel());
+        assert!(
+            RedisLockBuilder::from_url("redis+cluster://h:1?wait_replicas=1")
+                .unwrap()
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

@@ -10,19 +10,24 @@ mod grant;
 mod inspect;
 mod keys;
 mod lock;
+mod redlock;
 mod scripts;
+mod sentinel;
 mod subscriber;
 
 pub use config::{
     RedisLockBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECHECK, DEFAULT_RENEW_BATCH_MAX,
-    DEFAULT_RENEW_BATCH_WINDOW, DEFAULT_RESPONSE_TIMEOUT,
+    DEFAULT_RENEW_BATCH_WINDOW, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_WAIT_TIMEOUT,
 };
 pub use keys::DEFAULT_PREFIX;
 pub use lock::{LockInfo, RedisLock};
+pub use redlock::{RedlockLock, RedlockLockBuilder, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_JITTER};
 
 #[allow(dead_code)]
 fn assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<RedisLock>();
     is::<RedisLockBuilder>();
+    is::<RedlockLock>();
+    is::<RedlockLockBuilder>();
 }

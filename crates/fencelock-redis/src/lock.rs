@@ -15,12 +15,13 @@ use redis::cluster::ClusterClient;
 use tokio::time::{sleep_until, Instant};
 
 use crate::batcher::Batcher;
-use crate::config::{RedisLockBuilder, Target};
+use crate::config::{RedisLockBuilder, Target, WaitReplicas};
 use crate::conn::Conn;
 use crate::error::{bounded, map_redis};
 use crate::grant::{ttl_ms, RedisGrant};
 use crate::keys::KeyNames;
-use crate::scripts::{self, ACQUIRE, INSPECT, RELEASE};
+use crate::scripts::{self, ACQUIRE, INSPECT, RAISE, RELEASE};
+use crate::sentinel::SentinelConn;
 use crate::subscriber::{Interest, Subscriber, SubscriberConfig};
 
 /// A [`DistributedLock`] on Redis (standalone or Cluster).
@@ -31,17 +32,18 @@ use crate::subscriber::{Interest, Subscriber, SubscriberConfig};
 /// all three.
 #[derive(Clone)]
 pub struct RedisLock {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
     conn: Conn,
     prefix: String,
-    response_timeout: Duration,
+    pub(crate) response_timeout: Duration,
     max_recheck: Duration,
-    subscriber: Subscriber,
+    pub(crate) subscriber: Subscriber,
     pub(crate) batcher: Batcher,
     target: Target,
+    wait_replicas: Option<WaitReplicas>,
 }
 
 /// What [`RedisLock::inspect`] reads about one lock.
@@ -127,18 +129,12 @@ impl RedisLock {
         let (mut conn, clients) = match &b.target {
             Target::Single(url) => {
                 let client = open(url)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(ct))
-                    .set_response_timeout(Some(rt))
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_secs(1));
-                let manager = connect_bounded(
-                    ct,
-                    ConnectionManager::new_with_config(client.clone(), config),
-                )
-                .await?;
+                let manager = manager(&client, ct, rt).await?;
                 (Conn::Single(manager), vec![client])
+            }
+            Target::Sentinel(spec) => {
+                let (conn, clients) = SentinelConn::connect(spec, ct, rt).await?;
+                (Conn::Sentinel(conn), clients)
             }
             Target::Cluster(nodes) => {
                 let clients = nodes.iter().map(|n| open(n)).collect::<Result<Vec<_>>>()?;
@@ -170,6 +166,7 @@ impl RedisLock {
                 subscriber,
                 batcher,
                 target: b.target,
+                wait_replicas: b.wait_replicas,
             }),
         })
     }
@@ -266,16 +263,11 @@ impl RedisLock {
         let ttl = ttl_ms(opts.ttl());
         let mut retried = false;
         loop {
-            let mut conn = self.inner.conn.clone();
-            let mut inv = ACQUIRE.prepare_invoke();
-            inv.key(&names.lock).key(&names.fence).arg(&owner).arg(ttl);
             let sent_at = Instant::now();
-            let reply: Result<(i64, i64)> = bounded(
-                self.inner.response_timeout,
-                "acquire",
-                inv.invoke_async(&mut conn),
-            )
-            .await;
+            let reply = self
+                .inner
+                .run_acquire(names, &owner, ttl, self.inner.response_timeout)
+                .await;
             return match reply {
                 Ok((1, token)) => match u64::try_from(token) {
                     Ok(t) if t > 0 => Ok(Step::Granted {
@@ -345,6 +337,65 @@ impl RedisLock {
 }
 
 impl Inner {
+    /// One call of the acquire script (keys: lock, fence; args: owner, TTL
+    /// ms), bounded by `limit`: `(1, token)` granted, `(0, pttl)` busy.
+    ///
+    /// With [`with_wait_replicas`](RedisLockBuilder::with_wait_replicas),
+    /// the script and a `WAIT` go out as one pipeline on one connection; a
+    /// grant that fewer replicas than asked acknowledged in time is
+    /// released again and reported as an error (Redisson's
+    /// `checkLockSyncedSlaves`).
+    pub(crate) async fn run_acquire(
+        &self,
+        names: &KeyNames,
+        owner: &str,
+        ttl_ms: u64,
+        limit: Duration,
+    ) -> Result<(i64, i64)> {
+        let mut conn = self.conn.clone();
+        let Some(wait) = self.wait_replicas else {
+            let mut inv = ACQUIRE.prepare_invoke();
+            inv.key(&names.lock)
+                .key(&names.fence)
+                .arg(owner)
+                .arg(ttl_ms);
+            return bounded(limit, "acquire", inv.invoke_async(&mut conn)).await;
+        };
+        let (reply, acked): ((i64, i64), i64) = bounded(
+            limit + wait.timeout,
+            "acquire + WAIT",
+            acquire_and_wait(&mut conn, names, owner, ttl_ms, wait),
+        )
+        .await?;
+        let acked = usize::try_from(acked).unwrap_or(0);
+        if reply.0 == 1 && acked < wait.replicas {
+            if let Err(e) = self.release(names, owner).await {
+                tracing::debug!(error = %e, "release of an unreplicated grant failed; the TTL frees it");
+            }
+            return Err(Error::backend(format!(
+                "acquire: the lock write reached {acked} of the {} replicas required within {:?}; \
+                 the grant was given back",
+                wait.replicas, wait.timeout
+            )));
+        }
+        Ok(reply)
+    }
+
+    /// Raises the fence counter `fence` to at least `floor` (Redlock: the
+    /// nodes of a grant learn its token, so that any later majority, which
+    /// shares a node with this one, hands out a higher one).
+    pub(crate) async fn raise_fence(
+        &self,
+        fence: &str,
+        floor: u64,
+        limit: Duration,
+    ) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let mut inv = RAISE.prepare_invoke();
+        inv.key(fence).arg(floor);
+        bounded(limit, "raise fence", inv.invoke_async(&mut conn)).await
+    }
+
     /// Compare-and-delete by owner + PUBLISH of a wake-up.
     pub(crate) async fn release(&self, names: &KeyNames, owner: &str) -> Result<bool> {
         let mut conn = self.conn.clone();
@@ -360,7 +411,26 @@ impl Inner {
     }
 }
 
-fn open(url: &str) -> Result<redis::Client> {
+/// A reconnecting connection to one server, bounded by the connect timeout.
+pub(crate) async fn manager(
+    client: &redis::Client,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1));
+    connect_bounded(
+        connect_timeout,
+        ConnectionManager::new_with_config(client.clone(), config),
+    )
+    .await
+}
+
+pub(crate) fn open(url: &str) -> Result<redis::Client> {
     redis::Client::open(url).map_err(|e| {
         Error::invalid_config(format!(
             "{:?} is not a valid Redis URL",
@@ -370,7 +440,7 @@ fn open(url: &str) -> Result<redis::Client> {
     })
 }
 
-async fn connect_bounded<T>(
+pub(crate) async fn connect_bounded<T>(
     limit: Duration,
     fut: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T> {
@@ -466,8 +536,9 @@ impl DistributedLock for RedisLock {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let sentinel = matches!(self.inner.target, Target::Sentinel(_));
         Capabilities {
-            backend: "redis",
+            backend: if sentinel { "redis-sentinel" } else { "redis" },
             fencing: Fencing::BestEffort,
             fairness: Fairness::Unfair,
             wakeup: Wakeup::Notification,
@@ -478,8 +549,15 @@ impl DistributedLock for RedisLock {
             store_restart: "held locks and fence counters survive only what Redis persisted: with appendonly yes and \
                 appendfsync always both survive; with appendfsync everysec or RDB snapshots a restart can forget a \
                 held lock (a second holder) and roll the counter back (a lower or repeated token)",
-            store_failover: "replication is asynchronous: a failover to a replica can lose the newest grants and \
-                counter increments, so a second holder and a lower or repeated token are possible",
+            store_failover: if sentinel {
+                "Sentinel promotes an asynchronous replica: grants and counter increments it had not received are \
+                lost, so a second holder and a lower or repeated token are possible; wait_replicas=K (WAIT) narrows \
+                this to the replicas that acknowledged, but renewals are not waited for and Sentinel may promote a \
+                replica that did not acknowledge"
+            } else {
+                "replication is asynchronous: a failover to a replica can lose the newest grants and \
+                counter increments, so a second holder and a lower or repeated token are possible"
+            },
         }
     }
 }
@@ -491,5 +569,38 @@ impl fmt::Debug for RedisLock {
             .field("prefix", &self.inner.prefix)
             .field("response_timeout", &self.inner.response_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// The acquire script and `WAIT` as one pipeline, loading the script once
+/// on `NOSCRIPT` (a failed-over or restarted primary).
+async fn acquire_and_wait(
+    conn: &mut Conn,
+    names: &KeyNames,
+    owner: &str,
+    ttl_ms: u64,
+    wait: WaitReplicas,
+) -> redis::RedisResult<((i64, i64), i64)> {
+    let wait_ms = u64::try_from(wait.timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let pipe = || {
+        let mut p = redis::pipe();
+        p.invoke_script(
+            ACQUIRE
+                .key(&names.lock)
+                .key(&names.fence)
+                .arg(owner)
+                .arg(ttl_ms),
+        );
+        p.cmd("WAIT").arg(wait.replicas).arg(wait_ms);
+        p
+    };
+    match pipe().query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            ACQUIRE.load_async(conn).await?;
+            pipe().query_async(conn).await
+        }
+        other => other,
     }
 }

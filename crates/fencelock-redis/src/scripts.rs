@@ -24,7 +24,11 @@ pub(crate) static RENEW: LazyLock<Script> =
 pub(crate) static INSPECT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/inspect.lua")));
 
+/// Raises a fence counter to at least a floor (Redlock's token hand-off).
+pub(crate) static RAISE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/raise.lua")));
+
 /// Every script, for loading at connect time.
-pub(crate) fn all() -> [&'static Script; 4] {
-    [&ACQUIRE, &RELEASE, &RENEW, &INSPECT]
+pub(crate) fn all() -> [&'static Script; 5] {
+    [&ACQUIRE, &RELEASE, &RENEW, &INSPECT, &RAISE]
 }

@@ -12,6 +12,10 @@ pub const SCHEMES: &[(&str, &str)] = &[
     ("rediss", "redis"),
     ("redis+cluster", "redis"),
     ("rediss+cluster", "redis"),
+    ("redis+sentinel", "redis"),
+    ("rediss+sentinel", "redis"),
+    ("redlock", "redis"),
+    ("redlocks", "redis"),
 ];
 
 /// Connects to the lock service a URL names and returns it as a trait object.
@@ -22,6 +26,10 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// | `file:///dir`, or `file://` for a per-user default dir | advisory file locks on this host | always on |
 /// | `redis://[user[:pw]@]host[:port][/db]`, `rediss://…` | Redis | `redis` |
 /// | `redis+cluster://h:p,h:p,…`, `rediss+cluster://…` | Redis Cluster | `redis` |
+/// | `etcd://[user[:pw]@]h:p[,h:p…][/prefix][?lease_ttl=10s]`, `etcds://…` | etcd | `etcd` |
+/// | `zk://[user:pw@]h:p[,h:p…][/chroot][?session_timeout=10s]`, `zookeeper://…` | ZooKeeper | `zookeeper` |
+/// | `redis+sentinel://h:p,h:p,…/<master-name>[?wait_replicas=K]`, `rediss+sentinel://…` | Redis primary found and followed through Sentinel | `redis` |
+/// | `redlock://h:p,h:p,h:p,…`, `redlocks://…` | Redlock over independent Redis servers | `redis` |
 ///
 /// # Errors
 ///
@@ -77,6 +85,21 @@ async fn open(url: &str) -> Result<Opened> {
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Ok(Opened::both(
             fencelock_redis::RedisLock::connect(url).await?,
+        )),
+        #[cfg(feature = "redis")]
+        "redis+sentinel" | "rediss+sentinel" => Ok(Opened::both(
+            fencelock_redis::RedisLock::connect(url).await?,
+        )),
+        #[cfg(feature = "redis")]
+        "redlock" | "redlocks" => Ok(Opened {
+            lock: Arc::new(fencelock_redis::RedlockLock::connect(url).await?),
+            inspect: None,
+        }),
+        #[cfg(feature = "etcd")]
+        "etcd" | "etcds" => Ok(Opened::both(fencelock_etcd::EtcdLock::connect(url).await?)),
+        #[cfg(feature = "zookeeper")]
+        "zk" | "zookeeper" => Ok(Opened::both(
+            fencelock_zookeeper::ZkLock::connect(url).await?,
         )),
         other => Err(unknown_scheme(other)),
     }

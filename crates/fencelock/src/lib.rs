@@ -9,6 +9,8 @@
 //! | (always) | in-process memory store | `memory://[name]` |
 //! | (always) | advisory file locks on one host ([`mod@file`] module) | `file:///dir` |
 //! | `redis` | Redis, Redis Cluster ([`redis`] module) | `redis://`, `rediss://`, `redis+cluster://` |
+//! | `etcd` | etcd ([`etcd`] module) | `etcd://`, `etcds://` |
+//! | `zookeeper` | ZooKeeper ([`zookeeper`] module) | `zk://`, `zookeeper://` |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> fencelock::Result<()> {
@@ -40,3 +42,11 @@ pub use fencelock_file as file;
 /// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]
 pub use fencelock_redis as redis;
+
+/// The etcd backend (feature `etcd`).
+#[cfg(feature = "etcd")]
+pub use fencelock_etcd as etcd;
+
+/// The ZooKeeper backend (feature `zookeeper`).
+#[cfg(feature = "zookeeper")]
+pub use fencelock_zookeeper as zookeeper;

@@ -1,0 +1,62 @@
+//! Maps etcd-client errors onto fencelock's error kinds.
+
+use etcd_client::Error as EtcdError;
+use fencelock_core::{Error, ErrorKind};
+use tonic::Code;
+
+/// Turns an etcd-client error from `what` (a short description of the call)
+/// into a fencelock error with the right kind and the client error as source.
+pub(crate) fn from_etcd(what: &str, e: EtcdError) -> Error {
+    let (kind, detail) = match &e {
+        EtcdError::GRpcStatus(status) => {
+            let kind = match status.code() {
+                Code::Unavailable | Code::Aborted => ErrorKind::Connection,
+                Code::Cancelled | Code::DeadlineExceeded => ErrorKind::Timeout,
+                Code::Unknown if looks_like_transport(status.message()) => ErrorKind::Connection,
+                _ => ErrorKind::Backend,
+            };
+            (kind, status.message().to_string())
+        }
+        EtcdError::IoError(_) | EtcdError::TransportError(_) | EtcdError::WatchError(_) => {
+            (ErrorKind::Connection, String::new())
+        }
+        EtcdError::InvalidArgs(_)
+        | EtcdError::InvalidUri(_)
+        | EtcdError::InvalidMetadataValue(_)
+        | EtcdError::EndpointError(_) => (ErrorKind::InvalidConfig, String::new()),
+        _ => (ErrorKind::Backend, String::new()),
+    };
+    let message = if detail.is_empty() {
+        format!("etcd {what} failed")
+    } else {
+        format!("etcd {what} failed: {detail}")
+    };
+    Error::new(kind, message).with_source(e)
+}
+
+fn looks_like_transport(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "transport",
+        "connection",
+        "broken pipe",
+        "h2 protocol",
+        "connect",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
+/// Whether a call that failed this way may succeed on another endpoint.
+pub(crate) fn try_elsewhere(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout)
+}
+
+/// Whether etcd said the lease does not exist (expired or revoked).
+pub(crate) fn lease_not_found(e: &EtcdError) -> bool {
+    match e {
+        EtcdError::LeaseKeepAliveError(m) => m.contains("not found"),
+        EtcdError::GRpcStatus(s) => s.message().contains("lease not found"),
+        _ => false,
+    }
+}

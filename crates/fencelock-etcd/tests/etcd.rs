@@ -1,0 +1,453 @@
+//! Backend-specific tests against a real single-member etcd started here.
+//! Skipped (with a note) when the `etcd` binary is missing.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fencelock_core::{DistributedLock, ErrorKind, LockOptions};
+use fencelock_etcd::{EtcdLock, EtcdLockBuilder};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::time::{sleep, timeout, Instant};
+
+struct Etcd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    fn start() -> Option<Etcd> {
+        Self::cluster(1).map(|mut v| v.remove(0))
+    }
+
+    /// `n` members sharing one cluster; the first holds the temp dir.
+    fn cluster(n: usize) -> Option<Vec<Etcd>> {
+        if Command::new("etcd").arg("--version").output().is_err() {
+            panic!("etcd not installed: install the Debian package etcd-server (scripts/test does it); a missing server is a failure, not a skip");
+        }
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("s{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::new();
+        for (i, (port, peer)) in ports.iter().copied().enumerate() {
+            let dir = tempfile::tempdir_in("/dev/shm")
+                .or_else(|_| tempfile::tempdir())
+                .ok()?;
+            let log = std::fs::File::create(dir.path().join("etcd.log")).ok()?;
+            let child = Command::new("etcd")
+                .args(["--name", &format!("s{i}"), "--data-dir"])
+                .arg(dir.path().join("data"))
+                .args(["--listen-client-urls", &format!("http://127.0.0.1:{port}")])
+                .args([
+                    "--advertise-client-urls",
+                    &format!("http://127.0.0.1:{port}"),
+                ])
+                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args([
+                    "--initial-advertise-peer-urls",
+                    &format!("http://127.0.0.1:{peer}"),
+                ])
+                .args(["--initial-cluster", &initial])
+                .args([
+                    "--initial-cluster-state",
+                    "new",
+                    "--initial-cluster-token",
+                    &format!("t{}", ports[0].0),
+                ])
+                .args(["--logger", "zap", "--log-level", "warn"])
+                .args(["--heartbeat-interval=10", "--election-timeout=100"])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .ok()?;
+            members.push(Etcd {
+                child,
+                port,
+                _dir: dir,
+            });
+        }
+        for etcd in &members {
+            let t0 = std::time::Instant::now();
+            loop {
+                let ok = Command::new("etcdctl")
+                    .args([
+                        &format!("--endpoints={}", etcd.endpoint()),
+                        "--dial-timeout=1s",
+                        "--command-timeout=1s",
+                    ])
+                    .args(["endpoint", "health"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok {
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(20),
+                    "etcd did not become healthy"
+                );
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        }
+        Some(members)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("etcd://{}{query}", self.endpoint())
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    fn etcdctl(&self) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("etcdctl");
+        c.arg(format!("--endpoints={}", self.endpoint()));
+        c.kill_on_drop(true);
+        c
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn opts() -> LockOptions {
+    LockOptions::new().with_ttl(Duration::from_secs(3))
+}
+
+async fn client(e: &Etcd) -> EtcdLock {
+    // A long poll, so a fast wake-up proves the watch did it.
+    EtcdLock::connect(&e.url("?lease_ttl=2s&poll=30s"))
+        .await
+        .expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_release_tokens_rise_and_same_client_is_not_reentrant() {
+    let Some(e) = Etcd::start() else { return };
+    let a = client(&e).await;
+    let b = client(&e).await;
+    let g1 = a.acquire("orders:1", &opts()).await.unwrap();
+    assert!(
+        a.try_acquire("orders:1", &opts()).await.unwrap().is_none(),
+        "same client re-entered"
+    );
+    assert!(b.try_acquire("orders:1", &opts()).await.unwrap().is_none());
+    let info = a.inspect("orders:1").await.unwrap();
+    assert_eq!(info.holder.as_ref().map(|h| h.token), Some(g1.token()));
+    assert_eq!(info.holder.as_ref().and_then(|h| h.owner), Some(g1.owner()));
+    assert_eq!(info.waiters, 0);
+    // Another key with a slash is another lock.
+    let other = b
+        .try_acquire("orders:1/x", &opts())
+        .await
+        .unwrap()
+        .expect("distinct key");
+    let t1 = g1.token();
+    g1.release().await.unwrap();
+    let g2 = b
+        .try_acquire("orders:1", &opts())
+        .await
+        .unwrap()
+        .expect("free after release");
+    assert!(g2.token() > t1);
+    g2.release().await.unwrap();
+    let g3 = a.acquire("orders:1", &opts()).await.unwrap();
+    assert!(g3.token() > t1);
+    g3.release().await.unwrap();
+    other.release().await.unwrap();
+    assert_eq!(
+        a.try_acquire("", &opts()).await.unwrap_err().kind(),
+        ErrorKind::InvalidKey
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_are_woken_by_the_watch_in_fifo_order() {
+    let Some(e) = Etcd::start() else { return };
+    let holder = client(&e).await;
+    let g = holder.acquire("fifo", &opts()).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let c = client(&e).await;
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let g = c.acquire("fifo", &opts()).await.unwrap();
+            tx.send((i, Instant::now(), g.token())).unwrap();
+            sleep(Duration::from_millis(50)).await;
+            g.release().await.unwrap();
+        }));
+        // Let each waiter enqueue before the next one.
+        let want = i + 1;
+        let t0 = Instant::now();
+        while holder.inspect("fifo").await.unwrap().waiters < want {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "waiter {i} never queued"
+            );
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let released = Instant::now();
+    let t0 = g.token();
+    g.release().await.unwrap();
+    let mut last = t0;
+    for want in 0..4 {
+        let (i, at, token) = timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(i, want, "FIFO order");
+        assert!(token > last);
+        last = token;
+        if want == 0 {
+            let lag = at - released;
+            assert!(
+                lag < Duration::from_millis(1000),
+                "first waiter woke after {lag:?}"
+            );
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_lock_and_fencelock_exclude_each_other() {
+    let Some(e) = Etcd::start() else { return };
+    let lock = EtcdLock::connect(&e.url("/?lease_ttl=2s")).await.unwrap(); // empty prefix
+    let name = lock.mutex_name("shared");
+    assert_eq!(name, "shared");
+
+    // etcdctl holds: fencelock waits until its command ends.
+    let mut ctl = e
+        .etcdctl()
+        .args(["lock", &name, "--", "sh", "-c", "echo locked; sleep 2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(ctl.stdout.take().unwrap()).lines();
+    let line = timeout(Duration::from_secs(5), out.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(line.as_deref(), Some("locked"));
+    let t0 = Instant::now();
+    assert!(lock.try_acquire("shared", &opts()).await.unwrap().is_none());
+    let g = lock
+        .acquire("shared", &opts().with_wait(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(
+        t0.elapsed() > Duration::from_millis(1000),
+        "got the lock while etcdctl held it"
+    );
+    timeout(Duration::from_secs(5), ctl.wait())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // fencelock holds: etcdctl waits until the release.
+    let mut ctl = e
+        .etcdctl()
+        .args(["lock", &name, "echo", "locked"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(ctl.stdout.take().unwrap()).lines();
+    assert!(
+        timeout(Duration::from_millis(1500), out.next_line())
+            .await
+            .is_err(),
+        "etcdctl got the lock while fencelock held it"
+    );
+    let released = Instant::now();
+    g.release().await.unwrap();
+    let line = timeout(Duration::from_secs(5), out.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(line.as_deref(), Some("locked"));
+    assert!(released.elapsed() < Duration::from_secs(3));
+    let _ = ctl.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_lease_and_paused_server_make_the_guard_lost() {
+    let Some(e) = Etcd::start() else { return };
+    let lock = client(&e).await;
+    // Revoked behind our back: lost at once (watch on the key's delete).
+    let g = lock.acquire("revoke-me", &opts()).await.unwrap();
+    let lease = lock.lease_id().await.unwrap();
+    let st = e
+        .etcdctl()
+        .args(["lease", "revoke", &format!("{lease:x}")])
+        .status()
+        .await
+        .unwrap();
+    assert!(st.success());
+    timeout(Duration::from_secs(2), g.lost())
+        .await
+        .expect("lost after revoke");
+    assert_eq!(g.release().await.unwrap_err().kind(), ErrorKind::Lost);
+    // A new lease serves later acquires.
+    let g = lock.acquire("paused", &opts()).await.unwrap();
+    assert_ne!(lock.lease_id().await.unwrap(), lease);
+
+    // The server stops answering: lost no later than the lease deadline.
+    let deadline = g.deadline().unwrap();
+    assert!(deadline <= Instant::now() + lock.lease_ttl());
+    e.signal("-STOP");
+    let t0 = Instant::now();
+    timeout(lock.lease_ttl() + Duration::from_millis(200), g.lost())
+        .await
+        .expect("lost by the deadline");
+    assert!(Instant::now() <= deadline + Duration::from_millis(50));
+    assert!(t0.elapsed() <= lock.lease_ttl() + Duration::from_millis(100));
+    e.signal("-CONT");
+    drop(g);
+    // Back to normal once the server answers again.
+    let g = timeout(Duration::from_secs(15), lock.acquire("paused", &opts()))
+        .await
+        .unwrap()
+        .unwrap();
+    g.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_waiter_leaves_no_key_and_wait_bounds_hold() {
+    let Some(e) = Etcd::start() else { return };
+    let a = client(&e).await;
+    let b = client(&e).await;
+    let g = a.acquire("cancel", &opts()).await.unwrap();
+    let waiting = tokio::spawn({
+        let b = b.clone();
+        async move { b.acquire("cancel", &opts()).await }
+    });
+    let t0 = Instant::now();
+    while a.inspect("cancel").await.unwrap().waiters == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        sleep(Duration::from_millis(10)).await;
+    }
+    waiting.abort();
+    let t0 = Instant::now();
+    while a.inspect("cancel").await.unwrap().waiters != 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "cancelled waiter's key stayed"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+    // A bounded wait times out and cleans up too.
+    let err = b
+        .acquire("cancel", &opts().with_wait(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    let err = b
+        .acquire("cancel", &opts().with_wait(Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(a.inspect("cancel").await.unwrap().waiters, 0);
+    g.release().await.unwrap();
+    // The key is free again at once: the waiters left nothing behind.
+    let g = b
+        .try_acquire("cancel", &opts())
+        .await
+        .unwrap()
+        .expect("free");
+    g.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_port_is_a_quick_connection_error() {
+    let port = free_port();
+    let t0 = Instant::now();
+    let err = EtcdLock::connect(&format!("etcd://127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let err = EtcdLockBuilder::from_url("etcd://nohostport").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_member_does_not_stall_the_client() {
+    let Some(members) = Etcd::cluster(3) else {
+        return;
+    };
+    let hosts = members
+        .iter()
+        .map(Etcd::endpoint)
+        .collect::<Vec<_>>()
+        .join(",");
+    let url = format!("etcd://{hosts}?lease_ttl=3s&timeout=500ms&poll=1s");
+    let a = EtcdLock::connect(&url).await.unwrap();
+    let b = EtcdLock::connect(&url).await.unwrap();
+    let held = a.acquire("p", &opts()).await.unwrap();
+    // Both clients talk to the first endpoint now; it stops answering.
+    members[0].signal("-STOP");
+    let t0 = Instant::now();
+    assert!(b.try_acquire("p", &opts()).await.unwrap().is_none());
+    let g = b
+        .try_acquire("q", &opts())
+        .await
+        .unwrap()
+        .expect("q is free");
+    let took = t0.elapsed();
+    eprintln!("two calls with the first member paused took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "calls took {took:?} with a paused member"
+    );
+    // The holder's session moves on too: its guard survives two lease TTLs.
+    sleep(Duration::from_secs(6)).await;
+    assert!(!held.is_lost(), "the session did not fail over");
+    let waiter = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.acquire("p", &opts().with_wait(Duration::from_secs(10)))
+                .await
+        }
+    });
+    sleep(Duration::from_millis(300)).await;
+    held.release().await.unwrap();
+    let got = timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    got.release().await.unwrap();
+    g.release().await.unwrap();
+    members[0].signal("-CONT");
+}

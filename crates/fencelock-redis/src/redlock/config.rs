@@ -1,0 +1,309 @@
+//! The Redlock builder: `redlock://h1:p1,h2:p2,…` URLs and settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use fencelock_core::{Error, Result};
+
+use crate::config::{redact, RedisLockBuilder, Target};
+use crate::keys::{validate_prefix, DEFAULT_PREFIX};
+use crate::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECHECK, DEFAULT_RESPONSE_TIMEOUT};
+
+use super::RedlockLock;
+
+/// Default bound on one request to one node (the acquire script, a
+/// renewal, a release). Redlock wants it far below the TTL; it is further
+/// capped at a tenth of each acquire's TTL.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Default upper bound of the random pause after a split vote (no majority
+/// for anyone) before trying again.
+pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(30);
+
+/// Builds a [`RedlockLock`]: start from [`RedlockLockBuilder::from_url`] or
+/// [`RedlockLockBuilder::from_nodes`], adjust with the `with_*` setters,
+/// finish with [`build`](RedlockLockBuilder::build).
+///
+/// URL: `redlock://[user[:password]@]host:port,host:port,…[/db]` (or
+/// `redlocks://…` for TLS): N independent Redis servers (not replicas of
+/// each other, not a Cluster), sharing one user name and password. Query
+/// parameters: `prefix`, `node_timeout_ms` (default 200), `connect_timeout_ms`
+/// (default 3000), `max_recheck_ms` (default 2000); others pass through to
+/// redis-rs for every node.
+///
+/// `Debug` never prints a password.
+#[derive(Clone)]
+pub struct RedlockLockBuilder {
+    pub(crate) nodes: Vec<String>,
+    pub(crate) prefix: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) node_timeout: Duration,
+    pub(crate) budget: Duration,
+    pub(crate) max_recheck: Duration,
+    pub(crate) retry_jitter: Duration,
+}
+
+impl RedlockLockBuilder {
+    fn with_nodes(nodes: Vec<String>) -> Self {
+        RedlockLockBuilder {
+            nodes,
+            prefix: DEFAULT_PREFIX.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            node_timeout: DEFAULT_NODE_TIMEOUT,
+            budget: DEFAULT_RESPONSE_TIMEOUT,
+            max_recheck: DEFAULT_MAX_RECHECK,
+            retry_jitter: DEFAULT_RETRY_JITTER,
+        }
+    }
+
+    /// A builder from a `redlock://` URL (see the type's docs).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
+    /// naming what is wrong. No network call is made.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            Error::invalid_config(format!(
+                "{:?} is not a Redlock URL: expected redlock://host:port,host:port,host:port",
+                redact(url)
+            ))
+        })?;
+        let node_scheme = match scheme.to_ascii_lowercase().as_str() {
+            "redlock" => "redis",
+            "redlocks" => "rediss",
+            other => {
+                return Err(Error::invalid_config(format!(
+                    "unsupported scheme {other:?} in {:?}: expected redlock or redlocks",
+                    redact(url)
+                )))
+            }
+        };
+        // Our own query parameters; the rest goes to every node's URL.
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, q),
+            None => (rest, ""),
+        };
+        let mut passthrough = Vec::new();
+        let mut node_timeout = None;
+        let mut max_recheck = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "node_timeout_ms" => node_timeout = Some(parse_ms(name, value)?),
+                "max_recheck_ms" => max_recheck = Some(parse_ms(name, value)?),
+                "wait_replicas" | "wait_timeout_ms" => {
+                    return Err(Error::invalid_config(format!(
+                        "{name} does not apply to Redlock: its nodes are independent servers"
+                    )))
+                }
+                _ => passthrough.push(pair),
+            }
+        }
+        let query = if passthrough.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", passthrough.join("&"))
+        };
+        // The node list, user info, db and the shared parameters are parsed
+        // exactly as for a Cluster's seed nodes.
+        let as_cluster = format!("{node_scheme}+cluster://{before_query}{query}");
+        let parsed = RedisLockBuilder::from_url(&as_cluster)
+            .map_err(|e| Error::invalid_config(format!("{:?}: {}", redact(url), e.message())))?;
+        let Target::Cluster(nodes) = parsed.target else {
+            return Err(Error::invalid_config(format!(
+                "{:?} names no nodes",
+                redact(url)
+            )));
+        };
+        let mut b = Self::with_nodes(nodes)
+            .with_prefix(parsed.prefix)
+            .with_connect_timeout(parsed.connect_timeout);
+        b.budget = parsed.response_timeout;
+        if let Some(t) = node_timeout {
+            b = b.with_node_timeout(t);
+        }
+        if let Some(t) = max_recheck {
+            b = b.with_max_recheck_interval(t);
+        }
+        Ok(b)
+    }
+
+    /// A builder from node URLs (`redis://host:port` or `rediss://…` each).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
+    /// when the list is empty or a URL is malformed.
+    pub fn from_nodes<I, S>(nodes: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        if nodes.is_empty() {
+            return Err(Error::invalid_config("Redlock needs at least one node"));
+        }
+        let checked = RedisLockBuilder::from_cluster_nodes(nodes.clone())?;
+        drop(checked);
+        Ok(Self::with_nodes(nodes))
+    }
+
+    /// The prefix of every Redis key and channel (default `fencelock`).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The bound on connecting to each node (default 3 s). Nodes are
+    /// connected concurrently; [`build`](Self::build) needs a majority.
+    /// Nodes that could not be reached are retried in the background.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The bound on one request to one node (default 200 ms; each acquire
+    /// further caps it at a tenth of its TTL). A node that does not answer
+    /// in time counts as not granting.
+    #[must_use]
+    pub fn with_node_timeout(mut self, timeout: Duration) -> Self {
+        self.node_timeout = timeout;
+        self
+    }
+
+    /// The longest a waiter sleeps between two attempts without a wake-up
+    /// message (default 2 s).
+    #[must_use]
+    pub fn with_max_recheck_interval(mut self, every: Duration) -> Self {
+        self.max_recheck = every;
+        self
+    }
+
+    /// The upper bound of the random pause after a split vote (default
+    /// 30 ms): contenders that each got a minority give back and retry at
+    /// different times, so that one of them wins.
+    #[must_use]
+    pub fn with_retry_jitter(mut self, jitter: Duration) -> Self {
+        self.retry_jitter = jitter;
+        self
+    }
+
+    /// The number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate_prefix(&self.prefix)?;
+        for (name, d) in [
+            ("connect timeout", self.connect_timeout),
+            ("node timeout", self.node_timeout),
+            ("max re-check interval", self.max_recheck),
+        ] {
+            if d.is_zero() {
+                return Err(Error::invalid_config(format!(
+                    "the {name} must be above zero"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The single-server builder of node `i`.
+    pub(crate) fn node(&self, i: usize) -> RedisLockBuilder {
+        RedisLockBuilder::with_target(Target::Single(self.nodes[i].clone()))
+            .with_prefix(self.prefix.clone())
+            .with_connect_timeout(self.connect_timeout)
+            .with_response_timeout(self.node_timeout)
+            .with_max_recheck_interval(self.max_recheck)
+    }
+
+    /// Connects to every node concurrently (a majority must answer within
+    /// the connect timeout) and loads the scripts on each.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
+    /// for a bad setting; [`ErrorKind::Connection`](fencelock_core::ErrorKind::Connection)
+    /// when fewer than a majority of the nodes can be reached.
+    pub async fn build(self) -> Result<RedlockLock> {
+        self.validate()?;
+        RedlockLock::from_builder(self).await
+    }
+}
+
+impl fmt::Debug for RedlockLockBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedlockLockBuilder")
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| redact(n)).collect::<Vec<_>>(),
+            )
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("node_timeout", &self.node_timeout)
+            .field("max_recheck", &self.max_recheck)
+            .field("retry_jitter", &self.retry_jitter)
+            .finish()
+    }
+}
+
+fn parse_ms(name: &str, value: &str) -> Result<Duration> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            Error::invalid_config(format!(
+                "URL parameter {name}={value:?} is not a whole number of milliseconds"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencelock_core::ErrorKind;
+
+    #[test]
+    fn urls_parse_into_nodes() {
+        let b = RedlockLockBuilder::from_url(
+            "redlock://u:pw@127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/2?prefix=app&node_timeout_ms=50",
+        )
+        .unwrap();
+        assert_eq!(
+            b.nodes,
+            vec![
+                "redis://u:pw@127.0.0.1:7000/2",
+                "redis://u:pw@127.0.0.1:7001/2",
+                "redis://u:pw@127.0.0.1:7002/2"
+            ]
+        );
+        assert_eq!(b.prefix, "app");
+        assert_eq!(b.node_timeout, Duration::from_millis(50));
+        assert!(!format!("{b:?}").contains("pw@"));
+        let b = RedlockLockBuilder::from_url("redlocks://h:1").unwrap();
+        assert_eq!(b.nodes, vec!["rediss://h:1"]);
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors() {
+        for url in [
+            "redis://h:1",
+            "redlock://",
+            "redlock://a:1,,b:2",
+            "redlock://a:1?node_timeout_ms=x",
+            "redlock://a:1?wait_replicas=1",
+            "redlock://a:x",
+        ] {
+            let e = RedlockLockBuilder::from_url(url).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
+        }
+        assert!(RedlockLockBuilder::from_nodes(Vec::<String>::new()).is_err());
+        assert!(RedlockLockBuilder::from_url("redlock://h:1?prefix=a{b")
+            .unwrap()
+            .validate()
+            .is_err());
+    }
+}
