@@ -244,3 +244,53 @@ async fn bad_urls_and_keys_give_one_line_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(127));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_list_show_held_locks() {
+    for backend in BACKENDS {
+        let f = fixture(backend).await;
+        let mut holders = Vec::new();
+        for key in ["jobs:a", "jobs:b/c"] {
+            let mut h = fencelock(&f.url())
+                .args(["run", key, "--", "sh", "-c", "echo held; sleep 30"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            wait_for_line(&mut h, "held").await;
+            holders.push(h);
+        }
+        let out = fencelock(&f.url())
+            .args(["--json", "list", "jobs:"])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for key in ["jobs:a", "jobs:b/c"] {
+            assert!(
+                text.contains(&format!("\"key\":\"{key}\"")),
+                "{backend}: {text}"
+            );
+        }
+        assert_eq!(
+            text.matches("\"held\":true").count(),
+            2,
+            "{backend}: {text}"
+        );
+        let out = fencelock(&f.url())
+            .args(["status", "jobs:b/c"])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("jobs:b/c: held"), "{backend}: {text}");
+        for mut h in holders {
+            h.start_kill().unwrap();
+            let _ = h.wait().await;
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! `fencelock_core::Inspect` for etcd: status of one key (holder, token,
-//! lease time left, queue length); no enumeration yet.
+//! lease time left, queue length), and a list of the keys under the prefix.
 
 use async_trait::async_trait;
-use fencelock_core::{Error, Inspect, LockStatus, Result};
+use fencelock_core::{validate_key, Inspect, LockStatus, Result};
 
 use crate::EtcdLock;
 
@@ -24,9 +24,13 @@ impl Inspect for EtcdLock {
         })
     }
 
-    async fn list(&self, _prefix: &str) -> Result<Vec<LockStatus>> {
-        Err(Error::unsupported(
-            "listing etcd locks is not implemented yet (it needs a range read over the prefix)",
-        ))
+    async fn list(&self, prefix: &str) -> Result<Vec<LockStatus>> {
+        let mut out = Vec::new();
+        for key in self.lock_keys(prefix).await? {
+            if validate_key(&key).is_ok() {
+                out.push(self.status(&key).await?);
+            }
+        }
+        Ok(out)
     }
 }

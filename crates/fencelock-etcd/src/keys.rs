@@ -21,6 +21,24 @@ pub(crate) fn escape(key: &str) -> String {
     out
 }
 
+/// Reverses [`escape`]; `None` for text `escape` cannot have produced.
+pub(crate) fn unescape(escaped: &str) -> Option<String> {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i..i + 3)?;
+        out.push(match code {
+            "%25" => '%',
+            "%2F" => '/',
+            _ => return None,
+        });
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 /// The layout: `<prefix>/<escaped key>/<lease id in lowercase hex>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Layout {
@@ -56,6 +74,26 @@ impl Layout {
         }
     }
 
+    /// The range every lock of this layout lives under (`<prefix>/`, or
+    /// empty for the top level).
+    pub(crate) fn root(&self) -> String {
+        if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        }
+    }
+
+    /// The lock key an etcd contender key belongs to, if it is one of ours.
+    pub(crate) fn key_of(&self, etcd_key: &str) -> Option<String> {
+        let rest = etcd_key.strip_prefix(&self.root())?;
+        let (escaped, contender) = rest.rsplit_once('/')?;
+        if escaped.is_empty() || contender.is_empty() || escaped.contains('/') {
+            return None;
+        }
+        unescape(escaped)
+    }
+
     /// The range every contender's key of `key` lives under (ends in `/`).
     pub(crate) fn contenders(&self, key: &str) -> String {
         format!("{}/", self.mutex_name(key))
@@ -87,6 +125,17 @@ mod tests {
             contender_key("p/k/", 0x694d_7a1b_2c3d, "ab12"),
             "p/k/694d7a1b2c3d-ab12"
         );
+    }
+
+    #[test]
+    fn contender_keys_map_back_to_lock_keys() {
+        let l = Layout::new("fencelock").unwrap();
+        for key in ["a", "a/b", "100%", "%2F", "x:y"] {
+            let ck = contender_key(&l.contenders(key), 0x1f, "ab");
+            assert_eq!(l.key_of(&ck).as_deref(), Some(key));
+        }
+        assert_eq!(l.key_of("other/a/1f"), None);
+        assert_eq!(unescape("%2"), None);
     }
 
     #[test]

@@ -253,6 +253,39 @@ impl EtcdLock {
         })
     }
 
+    /// The lock keys with at least one contender whose key starts with
+    /// `prefix` (at most 10,000 contender keys are read).
+    pub(crate) async fn lock_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let root = self.inner.layout.root();
+        let range = root.as_str();
+        let r = self
+            .inner
+            .endpoints
+            .call("list", |mut c| async move {
+                let opts = GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only()
+                    .with_limit(10_000);
+                let opts = if range.is_empty() {
+                    opts.with_all_keys()
+                } else {
+                    opts
+                };
+                c.get(range, Some(opts)).await
+            })
+            .await?;
+        let mut keys: Vec<String> = r
+            .kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok())
+            .filter_map(|k| self.inner.layout.key_of(k))
+            .filter(|k| k.starts_with(prefix))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
     /// Puts our contender key if absent (else reads it), and reads the
     /// holder, in one transaction. Returns our key's create revision and
     /// whether we hold the lock. A leftover key of ours from an earlier

@@ -1,8 +1,8 @@
 //! `fencelock_core::Inspect` for Redis: status through the read-only
-//! inspect script; no enumeration yet.
+//! inspect script, and a list by `SCAN` of the fence counters.
 
 use async_trait::async_trait;
-use fencelock_core::{Error, Inspect, LockStatus, Result};
+use fencelock_core::{validate_key, Inspect, LockStatus, Result};
 
 use crate::RedisLock;
 
@@ -20,9 +20,13 @@ impl Inspect for RedisLock {
         })
     }
 
-    async fn list(&self, _prefix: &str) -> Result<Vec<LockStatus>> {
-        Err(Error::unsupported(
-            "listing Redis locks is not implemented yet (it needs a SCAN over the key prefix)",
-        ))
+    async fn list(&self, prefix: &str) -> Result<Vec<LockStatus>> {
+        let mut out = Vec::new();
+        for key in self.keys(prefix).await? {
+            if validate_key(&key).is_ok() {
+                out.push(self.status(&key).await?);
+            }
+        }
+        Ok(out)
     }
 }

@@ -44,6 +44,47 @@ pub(crate) fn escape(key: &str) -> String {
     out
 }
 
+/// Reverses [`escape`]; `None` for text `escape` cannot have produced.
+pub(crate) fn unescape(escaped: &str) -> Option<String> {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        out.push(match rest.get(i..i + 3)? {
+            "%25" => '%',
+            "%7B" => '{',
+            "%7D" => '}',
+            _ => return None,
+        });
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The `SCAN MATCH` pattern of every fence counter under `prefix`, and the
+/// lock key a matching Redis key belongs to.
+pub(crate) fn fence_pattern(prefix: &str) -> String {
+    let mut p = String::with_capacity(prefix.len() + 12);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push_str(":{*}:fence");
+    p
+}
+
+/// The lock key of a fence counter's Redis key under `prefix`.
+pub(crate) fn key_of_fence(prefix: &str, redis_key: &str) -> Option<String> {
+    let tag = redis_key
+        .strip_prefix(prefix)?
+        .strip_prefix(":{")?
+        .strip_suffix("}:fence")?;
+    unescape(tag)
+}
+
 /// Checks a key prefix: non-empty, no braces (they would move the hash tag),
 /// no whitespace or control characters.
 pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
@@ -64,6 +105,16 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fence_keys_map_back_to_lock_keys() {
+        for key in ["a", "a{b}c", "100%", "%7B"] {
+            let k = KeyNames::new("p*x", key);
+            assert_eq!(key_of_fence("p*x", &k.fence).as_deref(), Some(key));
+        }
+        assert_eq!(fence_pattern("p*x"), "p\\*x:{*}:fence");
+        assert_eq!(key_of_fence("p", "p:{a}:lock"), None);
+    }
 
     #[test]
     fn layout_shares_one_hash_tag() {

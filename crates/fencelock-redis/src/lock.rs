@@ -236,6 +236,52 @@ impl RedisLock {
         }
     }
 
+    /// Every lock key under this client's prefix that has a fence counter
+    /// (was ever granted) and starts with `prefix`: a `SCAN` of one server.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` on Redis Cluster (keys are spread over the shards);
+    /// store errors.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        if self.inner.conn.is_cluster() {
+            return Err(Error::unsupported(
+                "listing locks on Redis Cluster is not implemented (it needs a SCAN of every shard)",
+            ));
+        }
+        let pattern = crate::keys::fence_pattern(&self.inner.prefix);
+        let mut conn = self.inner.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, batch): (u64, Vec<String>) = bounded(
+                self.inner.response_timeout,
+                "scan",
+                scan.query_async(&mut conn),
+            )
+            .await?;
+            out.extend(
+                batch
+                    .iter()
+                    .filter_map(|k| crate::keys::key_of_fence(&self.inner.prefix, k))
+                    .filter(|k| k.starts_with(prefix)),
+            );
+            if next == 0 || out.len() > 100_000 {
+                break;
+            }
+            cursor = next;
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     fn names(&self, key: &str) -> KeyNames {
         KeyNames::new(&self.inner.prefix, key)
     }
