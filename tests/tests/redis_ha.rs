@@ -433,3 +433,143 @@ async fn d_redlock_node_restarted_empty() {
     );
     assert_eq!(overlap, 0);
 }
+
+// ---------------------------------------------------------------- (e) ----
+
+/// The primary's port as Sentinel `port` names it now (one-second bound).
+async fn sentinel_primary(port: u16) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"SENTINEL get-master-addr-by-name fencelock\r\n")
+            .await
+            .ok()?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        // *2\r\n$9\r\n127.0.0.1\r\n$5\r\n12345\r\n: five lines.
+        while got.iter().filter(|b| **b == b'\n').count() < 5 {
+            let n = s.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        text.lines().nth(4)?.trim().parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Sentinel (primary, 2 replicas, 3 Sentinels; `wait_replicas=1`): the
+/// primary is killed while a lock is held. The client follows the failover
+/// (new grants within 30 s, on the promoted replica); the held lock
+/// survives because its grant was acknowledged by a replica, its holder
+/// keeps renewing it on the new primary, and no one else is granted it
+/// meanwhile; the next token is higher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn e_sentinel_failover_is_followed() {
+    let f = Fixture::start("redis-sentinel")
+        .await
+        .expect("primary, 2 replicas and 3 Sentinels");
+    let sentinel = f.endpoints()[0].port();
+    let old = sentinel_primary(sentinel)
+        .await
+        .expect("Sentinel names the primary");
+    let a = fencelock::connect(&f.url()).await.expect("client a");
+    let b = fencelock::connect(&f.url()).await.expect("client b");
+    let k = key("sentinel-held");
+    warm_up(&*a, &k, 3).await;
+    // TTL 6 s: renewed every 2 s, so the holder must renew on the new
+    // primary to keep it through a failover of several seconds.
+    let g = a.acquire(&k, &opts(6_000)).await.expect("holder");
+    let first = g.token().get();
+    f.server(0).kill();
+    let killed = Instant::now();
+
+    // The client follows the failover: fresh keys are granted again (asked
+    // from the moment of the kill; attempts fail until Sentinel promotes).
+    let (mut failed, mut followed, mut slowest) = (0usize, None, Duration::ZERO);
+    while killed.elapsed() < Duration::from_secs(30) {
+        let k2 = key("sentinel-fresh");
+        let started = Instant::now();
+        let got = b.try_acquire(&k2, &opts(5_000)).await;
+        slowest = slowest.max(started.elapsed());
+        match got {
+            Ok(Some(g2)) => {
+                g2.release().await.expect("release on the new primary");
+                followed = Some(killed.elapsed());
+                break;
+            }
+            Ok(None) => panic!("a fresh key was busy"),
+            Err(_) => {
+                failed += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let followed = followed.expect("no grant within 30 s of killing the primary");
+    // That grant was on the promoted replica: Sentinel names a new primary.
+    let mut promoted = None;
+    while killed.elapsed() < Duration::from_secs(30) && promoted.is_none() {
+        promoted = sentinel_primary(sentinel).await.filter(|p| *p != old);
+    }
+    let new = promoted.expect("Sentinel names no new primary");
+    let c = fencelock::connect(&f.url())
+        .await
+        .expect("a new client after the failover");
+    let g3 = c
+        .try_acquire(&key("sentinel-new-client"), &opts(5_000))
+        .await
+        .expect("a new client's grant")
+        .expect("a free key");
+    g3.release().await.expect("release");
+
+    // The old lock: still held (the replica had acknowledged it)?
+    let taken = b
+        .try_acquire(&k, &opts(5_000))
+        .await
+        .expect("asking for the held key");
+    let survived = taken.is_none();
+    let overlap = taken.as_ref().is_some_and(|_| !g.is_lost());
+    drop(taken);
+    // Past the first TTL: the holder's renewals reach the new primary.
+    let renewed = wait_until(Duration::from_secs(10), || async {
+        g.is_lost() || killed.elapsed() > Duration::from_secs(7)
+    })
+    .await
+        && !g.is_lost();
+    let still_held = b
+        .try_acquire(&k, &opts(5_000))
+        .await
+        .expect("asking again")
+        .is_none();
+    let released = g.release().await;
+    let next = b
+        .acquire(&k, &opts(5_000))
+        .await
+        .expect("the key after the holder released it");
+    println!(
+        "sentinel, primary {old} killed while a lock (token {first}) was held: Sentinel now names {new}; \
+         first grant through the client {followed:?} after the kill ({failed} failed attempts before, slowest \
+         attempt {slowest:?}); old lock \
+         survived: {survived}, overlapping holders: {}, holder still valid 7 s after the kill (TTL 6 s): {renewed}, \
+         key still held then: {still_held}, holder's release: {}; next token {}",
+        usize::from(overlap),
+        released.as_ref().map_or_else(ToString::to_string, |()| "ok".to_string()),
+        next.token()
+    );
+    assert!(followed < Duration::from_secs(30));
+    assert!(!overlap, "two holders after the failover");
+    assert!(survived, "the acknowledged grant was lost in the failover");
+    assert!(
+        renewed && still_held,
+        "the holder did not keep the lock on the new primary"
+    );
+    assert!(released.is_ok(), "{released:?}");
+    assert!(next.token().get() > first, "{first} -> {}", next.token());
+}

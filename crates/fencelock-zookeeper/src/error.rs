@@ -62,8 +62,29 @@ pub(crate) fn map_zk(e: zk::Error, what: &str) -> Error {
     Error::new(kind, format!("{what}: {detail}")).with_source(e)
 }
 
+/// What a call's error says, with the client library's connection-level
+/// failures folded into `ConnectionLoss`.
+///
+/// When the connection breaks by an I/O error (e.g. a reset by the server)
+/// or stops answering, zookeeper-client fails every request in flight with
+/// `Error::Custom` (the I/O error, or "no response from connection"), not
+/// with `ConnectionLoss`; only a clean EOF gives `ConnectionLoss`. For a
+/// request both mean the same: the connection broke and the outcome is
+/// unknown; the session reconnects by itself. Replies from a server are
+/// never `Custom`.
+fn normalize(e: zk::Error) -> zk::Error {
+    match e {
+        zk::Error::Custom(c) => {
+            tracing::debug!(error = %c, "ZooKeeper connection broke under a request");
+            zk::Error::ConnectionLoss
+        }
+        e => e,
+    }
+}
+
 /// Runs `op` (which sends its request when called) until it answers
-/// something other than `ConnectionLoss`, within `limit` in all.
+/// something other than a broken connection (`ConnectionLoss`, see
+/// [`normalize`]), within `limit` in all.
 /// Only for idempotent operations: reads, and deletes of our own nodes.
 pub(crate) async fn retry<T, F, Fut>(limit: Duration, mut op: F) -> Result<T, Failure>
 where
@@ -72,7 +93,7 @@ where
 {
     let until = Instant::now() + limit;
     loop {
-        match timeout_at(until, op()).await {
+        match timeout_at(until, op()).await.map(|r| r.map_err(normalize)) {
             Err(_) => return Err(Failure::Timeout(limit)),
             Ok(Err(zk::Error::ConnectionLoss)) => {
                 if Instant::now() + Duration::from_millis(20) >= until {
@@ -86,13 +107,14 @@ where
     }
 }
 
-/// Runs `op` once within `limit` (for non-idempotent calls such as a create).
+/// Runs `op` once within `limit` (for non-idempotent calls such as a
+/// create); a broken connection is `ConnectionLoss` (see [`normalize`]).
 pub(crate) async fn once<T, Fut>(limit: Duration, fut: Fut) -> Result<T, Failure>
 where
     Fut: Future<Output = Result<T, zk::Error>>,
 {
     match tokio::time::timeout(limit, fut).await {
         Err(_) => Err(Failure::Timeout(limit)),
-        Ok(r) => r.map_err(Failure::Zk),
+        Ok(r) => r.map_err(|e| Failure::Zk(normalize(e))),
     }
 }

@@ -38,21 +38,51 @@ impl GrantOps for ZkGrant {
     }
 
     /// Deletes our node. The path carries our owner id, so it is never
-    /// someone else's. `false` when it was already gone.
+    /// someone else's. `false` when it was already gone. When the store
+    /// cannot be asked, the delete goes on in the background for as long as
+    /// the session lives: a node left behind would hold the lock until the
+    /// session ends, which may be never.
     async fn release(&self) -> Result<bool> {
-        delete_own(&self.session, &self.path)
-            .await
-            .map_err(|f| f.into_error("deleting the lock node"))
+        match delete_own(&self.session, &self.path).await {
+            Ok(deleted) => Ok(deleted),
+            Err(f) => {
+                let (session, path) = (Arc::clone(&self.session), self.path.clone());
+                tokio::spawn(async move {
+                    let mut pause = Duration::from_millis(100);
+                    while session.alive() {
+                        tokio::time::sleep(pause).await;
+                        match delete_own(&session, &path).await {
+                            Ok(_) => return,
+                            Err(e) => {
+                                tracing::debug!(path = %path, error = ?e, "retrying the delete of a lock node")
+                            }
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                });
+                Err(f.into_error("deleting the lock node"))
+            }
+        }
     }
 }
 
 /// Deletes one of our nodes: `Ok(true)` deleted, `Ok(false)` already gone
 /// (or gone with its session).
+///
+/// A node that is gone after a try whose reply was lost, on a session that
+/// is still alive, was deleted by that try (its path carries our owner id,
+/// so nobody else made or deleted it): that is `Ok(true)`, not a loss.
 pub(crate) async fn delete_own(session: &Session, path: &str) -> Result<bool, Failure> {
     let client = &session.client;
-    match retry(session.call_timeout, || client.delete(path, None)).await {
+    let mut tries = 0u32;
+    match retry(session.call_timeout, || {
+        tries += 1;
+        client.delete(path, None)
+    })
+    .await
+    {
         Ok(()) => Ok(true),
-        Err(Failure::Zk(zk::Error::NoNode)) => Ok(false),
+        Err(Failure::Zk(zk::Error::NoNode)) => Ok(tries > 1 && session.alive()),
         Err(f) if f.session_gone() => Ok(false),
         Err(f) => Err(f),
     }
