@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cases;
+pub mod chaos;
 pub mod fixture;
 pub mod proxy;
 pub mod target;

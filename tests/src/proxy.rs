@@ -18,6 +18,30 @@ pub enum Mode {
     Blackhole,
     /// Close every connection, and new ones at once: a refused network.
     Reset,
+    /// Forward both ways, each chunk held back `base_ms` plus a random
+    /// `0..=jitter_ms` before it is written on (order kept): a slow, jittery
+    /// network.
+    Delay {
+        /// The fixed part of the delay, in milliseconds.
+        base_ms: u64,
+        /// The random part's upper bound, in milliseconds.
+        jitter_ms: u64,
+    },
+    /// Forward client-to-server traffic, hold every server-to-client byte
+    /// (delivered, late, once the mode changes to a forwarding one): the
+    /// store acts on requests whose replies are held back.
+    HoldReplies,
+}
+
+impl Mode {
+    /// Whether traffic in this direction waits in this mode.
+    fn holds(self, upstream: bool) -> bool {
+        match self {
+            Mode::Blackhole => true,
+            Mode::HoldReplies => !upstream,
+            Mode::Pass | Mode::Reset | Mode::Delay { .. } => false,
+        }
+    }
 }
 
 /// A proxy in front of one upstream address, on 127.0.0.1 and a port of its own.
@@ -54,8 +78,8 @@ impl Proxy {
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
                     tokio::select! {
-                        () = pump(cr, sw, rx.clone()) => {}
-                        () = pump(sr, cw, rx) => {}
+                        () = pump(cr, sw, rx.clone(), true) => {}
+                        () = pump(sr, cw, rx, false) => {}
                     }
                 });
             }
@@ -85,15 +109,16 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut mode: watch::Receiver<Mode>,
+    upstream: bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        // Wait while blackholed; leave on reset.
+        // Wait while blackholed (or held); leave on reset.
         loop {
             match *mode.borrow_and_update() {
                 Mode::Reset => return,
-                Mode::Pass => break,
-                Mode::Blackhole => {}
+                m if m.holds(upstream) => {}
+                _ => break,
             }
             if mode.changed().await.is_err() {
                 return;
@@ -107,12 +132,17 @@ async fn pump(
         loop {
             match *mode.borrow_and_update() {
                 Mode::Reset => return,
-                Mode::Pass => break,
-                Mode::Blackhole => {}
+                m if m.holds(upstream) => {}
+                _ => break,
             }
             if mode.changed().await.is_err() {
                 return;
             }
+        }
+        let delay = *mode.borrow();
+        if let Mode::Delay { base_ms, jitter_ms } = delay {
+            let jitter = rand::random::<u64>() % jitter_ms.saturating_add(1);
+            tokio::time::sleep(Duration::from_millis(base_ms.saturating_add(jitter))).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;

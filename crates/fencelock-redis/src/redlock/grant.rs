@@ -93,11 +93,28 @@ impl GrantOps for RedlockGrant {
         }
     }
 
-    /// Compare-and-delete on every node. `true` when a majority deleted
-    /// ours; `false` when a majority cannot have been ours; an error when
-    /// too few answered to tell.
+    /// Compare-and-delete on every node; the nodes that did not answer are
+    /// asked twice more (a loaded node can miss one node timeout). `true`
+    /// when a majority deleted ours; `false` when a majority cannot have
+    /// been ours; an error when too few answered to tell.
     async fn release(&self) -> Result<bool> {
-        let results = self.shared.release_all(&self.names, &self.owner).await;
+        let mut results = self.shared.release_all(&self.names, &self.owner).await;
+        for _ in 0..2 {
+            let yes = results.iter().filter(|r| matches!(r, Ok(true))).count();
+            let failed: Vec<usize> = (0..results.len())
+                .filter(|&i| results[i].is_err())
+                .collect();
+            if failed.is_empty() || yes >= self.shared.quorum {
+                break;
+            }
+            let again = self
+                .shared
+                .release_on(&failed, &self.names, &self.owner)
+                .await;
+            for (i, r) in failed.into_iter().zip(again) {
+                results[i] = r;
+            }
+        }
         let t = Tally::of(results);
         let (n, q) = (self.shared.nodes.len(), self.shared.quorum);
         if t.yes >= q {

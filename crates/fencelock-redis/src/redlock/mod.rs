@@ -106,8 +106,19 @@ impl Shared {
 
     /// Compare-and-delete (with a wake-up) on every node at once.
     pub(crate) async fn release_all(&self, names: &KeyNames, owner: &str) -> Vec<Result<bool>> {
-        join_all(self.nodes.iter().map(|node| async move {
-            let lock = node.get()?;
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.release_on(&all, names, owner).await
+    }
+
+    /// Compare-and-delete on the nodes `which`, in that order.
+    pub(crate) async fn release_on(
+        &self,
+        which: &[usize],
+        names: &KeyNames,
+        owner: &str,
+    ) -> Vec<Result<bool>> {
+        join_all(which.iter().map(|&i| async move {
+            let lock = self.nodes[i].get()?;
             lock.inner.release(names, owner).await
         }))
         .await

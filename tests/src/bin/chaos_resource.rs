@@ -1,0 +1,30 @@
+//! The chaos harness's shared resource (see
+//! `fencelock_conformance::chaos::resource`):
+//!
+//! ```text
+//! fencelock-chaos-resource fenced|unfenced   # prints "listening <addr>", serves until killed
+//! ```
+
+use std::io::Write;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), String> {
+    let fenced = match std::env::args().nth(1).as_deref() {
+        Some("fenced") => true,
+        Some("unfenced") => false,
+        other => {
+            return Err(format!(
+                "usage: fencelock-chaos-resource fenced|unfenced (got {other:?})"
+            ))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout();
+    writeln!(out, "listening {addr}").map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    fencelock_conformance::chaos::resource::serve(listener, fenced).await;
+    Ok(())
+}
