@@ -1,6 +1,6 @@
 //! The renewal loop, written once for every backend.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -55,7 +55,7 @@ async fn renew_loop(shared: &Shared, ops: &dyn GrantOps, every: Duration, drift:
             return;
         };
         // Sleep until the next renewal is due (or the deadline, whichever is first).
-        sleep_until((state.basis + every).min(deadline)).await;
+        sleep_until(next_tick(state.basis, every).min(deadline)).await;
         // Try until renewed, refused, or the deadline passes.
         loop {
             let state = shared.snapshot();
@@ -90,6 +90,30 @@ async fn renew_loop(shared: &Shared, ops: &dyn GrantOps, every: Duration, drift:
     }
 }
 
+/// The first tick after `after` on a process-wide grid of period `every`:
+/// somewhere in `(after, after + every]`, so a renewal is never later than
+/// the configured interval. Every guard with the same interval renews at the
+/// same instants, which lets a backend batch the renewals of all the locks a
+/// client holds into one request per tick, however spread out their
+/// acquisitions were. The cost: a lock's first renewal comes early, by up to
+/// one interval.
+fn next_tick(after: Instant, every: Duration) -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let period = every.as_nanos();
+    if period == 0 {
+        return after + every;
+    }
+    let whole = |n: u128| u64::try_from(n).ok().map(Duration::from_nanos);
+    let tick = if after >= epoch {
+        whole(((after - epoch).as_nanos() / period + 1) * period).map(|d| epoch + d)
+    } else {
+        // Guards granted before the grid's epoch was fixed: count back.
+        whole(((epoch - after).as_nanos() - 1) / period * period).map(|d| epoch - d)
+    };
+    tick.unwrap_or(after + every)
+}
+
 async fn session_loop(shared: &Shared, mut rx: watch::Receiver<Option<Instant>>) {
     loop {
         let next = *rx.borrow_and_update();
@@ -100,6 +124,29 @@ async fn session_loop(shared: &Shared, mut rx: watch::Receiver<Option<Instant>>)
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             () = sleep_until(deadline) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ticks_fall_within_one_interval_and_line_up() {
+        let every = Duration::from_millis(30);
+        let start = Instant::now();
+        let mut ticks = Vec::new();
+        for offset_ms in [0, 1, 7, 29, 30, 31, 95] {
+            let after = start + Duration::from_millis(offset_ms);
+            let tick = next_tick(after, every);
+            assert!(tick > after && tick <= after + every, "{offset_ms} ms");
+            ticks.push(tick);
+        }
+        // Ticks are whole periods apart: guards acquired at different times share them.
+        for pair in ticks.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert_eq!(gap.as_nanos() % every.as_nanos(), 0, "{gap:?}");
         }
     }
 }
