@@ -1,6 +1,6 @@
 //! The store side of one grant: our contender node.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use fencelock_core::async_trait;
@@ -90,33 +90,65 @@ pub(crate) async fn delete_own(session: &Session, path: &str) -> Result<bool, Fa
 
 /// Completes when our node is deleted, or its session ends. Re-arms after a
 /// data change (nobody should set data on it, but a watch is one-shot).
+///
+/// The watch is followed by a task of its own, not by the returned future:
+/// the guard drops that future (with the watchdog) just before its release
+/// deletes the node, and dropping an untriggered watch costs a request to
+/// the server (`removeWatches`). The task ends with the watch: when the
+/// node goes (our release fires it) or the session ends. It holds the
+/// session weakly, so a leaked guard does not keep the session open.
 pub(crate) fn revoked(
-    client: zk::Client,
+    session: &Arc<Session>,
     path: String,
     first: zk::OneshotWatcher,
 ) -> BoxFuture<'static, ()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let session = Arc::downgrade(session);
+    tokio::spawn(async move {
+        follow(session, path, first).await;
+        let _ = tx.send(());
+    });
     Box::pin(async move {
-        let mut watcher = first;
-        loop {
-            let ev = watcher.changed().await;
-            match ev.event_type {
-                zk::EventType::NodeDataChanged
-                | zk::EventType::NodeChildrenChanged
-                | zk::EventType::NodeCreated => {
-                    watcher = loop {
-                        match client.check_and_watch_stat(&path).await {
-                            Ok((Some(_), w)) => break w,
-                            Ok((None, _)) => return,
-                            Err(e) if Failure::Zk(e.clone()).session_gone() => return,
-                            Err(e) => {
-                                tracing::debug!(path = %path, error = %e, "re-arming the lock node watch");
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                            }
-                        }
-                    };
-                }
-                _ => return,
-            }
-        }
+        // A dropped sender (the task is gone) means the same: stop trusting the grant.
+        let _ = rx.await;
     })
+}
+
+async fn follow(session: Weak<Session>, path: String, first: zk::OneshotWatcher) {
+    let mut watcher = first;
+    loop {
+        let ev = watcher.changed().await;
+        match ev.event_type {
+            zk::EventType::NodeDataChanged
+            | zk::EventType::NodeChildrenChanged
+            | zk::EventType::NodeCreated => {
+                watcher = loop {
+                    let Some(session) = session.upgrade().filter(|s| s.alive()) else {
+                        return;
+                    };
+                    let client = &session.client;
+                    match retry(session.call_timeout, || client.check_and_watch_stat(&path)).await {
+                        Ok((Some(_), w)) => break w,
+                        Ok((None, _)) => return,
+                        Err(f) if f.session_gone() => return,
+                        Err(f) => {
+                            tracing::debug!(path = %path, failure = ?f, "re-arming the lock node watch");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                };
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Waits out the watch on a node we just deleted, in the background, so
+/// that its delete event retires it instead of a `removeWatches` request.
+pub(crate) fn settle(watcher: zk::OneshotWatcher) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = watcher.changed().await;
+        });
+    }
 }

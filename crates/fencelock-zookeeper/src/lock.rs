@@ -1,5 +1,6 @@
 //! `ZkLock` and its `DistributedLock` implementation: the recipe.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use zookeeper_client as zk;
 
 use crate::config::ZkLockBuilder;
 use crate::error::{once, retry, Failure};
-use crate::grant::{delete_own, revoked, ZkGrant};
+use crate::grant::{delete_own, revoked, settle, ZkGrant};
 use crate::key::{contenders, escape_key, node_name_prefix, node_prefix};
 use crate::session::Session;
 
@@ -36,7 +37,14 @@ pub(crate) struct Inner {
     pub(crate) base: String,
     current: Mutex<Option<Arc<Session>>>,
     negotiated_ms: AtomicU64,
+    /// Parent nodes this client saw exist lately: a hint that picks the
+    /// cheapest first create (see [`ZkLock::create_node`]), never relied on
+    /// for safety.
+    known: std::sync::Mutex<HashSet<String>>,
 }
+
+/// How many parent paths [`Inner::known`] remembers before it starts over.
+const KNOWN_PARENTS: usize = 4096;
 
 impl ZkLock {
     /// Connects with a URL (see [`ZkLockBuilder::from_url`]) and the
@@ -67,6 +75,7 @@ impl ZkLock {
                 cfg,
                 base,
                 current: Mutex::new(None),
+                known: std::sync::Mutex::new(HashSet::new()),
             }),
         };
         lock.session().await?;
@@ -112,79 +121,157 @@ impl ZkLock {
         self.lock_path(key)
     }
 
-    /// Creates the key's parent (a container) and the root (persistent) as needed.
-    async fn ensure_parent(&self, session: &Session, parent: &str) -> Result<(), Failure> {
-        let client = &session.client;
-        let container = zk::CreateMode::Container.with_acls(zk::Acls::anyone_all());
-        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        for _ in 0..3 {
-            match retry(session.call_timeout, || {
-                client.create(parent, &[], &container)
-            })
-            .await
-            {
-                Ok(_) | Err(Failure::Zk(zk::Error::NodeExists)) => return Ok(()),
-                Err(Failure::Zk(zk::Error::NoNode)) => {
-                    retry(session.call_timeout, || {
-                        client.mkdir(&self.inner.base, &persistent)
-                    })
-                    .await?;
+    /// Whether `parent` was seen to exist lately (a hint).
+    fn knows(&self, parent: &str) -> bool {
+        self.inner
+            .known
+            .lock()
+            .is_ok_and(|known| known.contains(parent))
+    }
+
+    /// Remembers (or forgets) that `parent` exists.
+    fn learn(&self, parent: &str, exists: bool) {
+        if let Ok(mut known) = self.inner.known.lock() {
+            if !exists {
+                known.remove(parent);
+            } else if !known.contains(parent) {
+                if known.len() >= KNOWN_PARENTS {
+                    known.clear();
                 }
-                Err(f) => return Err(f),
+                known.insert(parent.to_string());
             }
         }
-        Ok(())
     }
 
     /// Creates our contender node; finds it again when the reply was lost.
+    ///
+    /// One write in the common cases. For a parent this client saw lately,
+    /// a plain create of the child. Otherwise (a fresh key) one transaction
+    /// creates the parent (a container) and the child together; when the
+    /// parent turns out to exist (`NodeExists` on its create, so nothing
+    /// was written) the plain create follows, and when the plain create
+    /// finds no parent (`NoNode`: the server reaped the empty container)
+    /// the transaction follows. A missing root is made on `NoNode` from the
+    /// transaction, as Curator's `creatingParentContainersIfNeeded` does.
     async fn create_node(
         &self,
         session: &Session,
         parent: &str,
         owner: OwnerId,
-    ) -> Result<(String, zk::Stat)> {
+    ) -> Result<Created> {
         let client = &session.client;
         let prefix = node_prefix(parent, owner);
         let data = owner.to_string();
         let mode = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
+        let container = zk::CreateMode::Container.with_acls(zk::Acls::anyone_all());
+        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let mut with_parent = !self.knows(parent);
         let mut attempts = 0;
         loop {
             attempts += 1;
             let sent = Instant::now();
-            let outcome = once(
-                session.call_timeout,
-                client.create(&prefix, data.as_bytes(), &mode),
-            )
-            .await;
-            match outcome {
-                Ok((stat, seq)) => {
-                    session.heard(sent);
-                    return Ok((format!("{prefix}{seq}"), stat));
-                }
-                Err(Failure::Zk(zk::Error::NoNode)) if attempts <= 4 => {
-                    self.ensure_parent(session, parent)
+            let outcome = if with_parent {
+                let mut txn = client.new_multi_writer();
+                txn.add_create(parent, &[], &container)
+                    .and_then(|()| txn.add_create(&prefix, data.as_bytes(), &mode))
+                    .map_err(|e| Failure::Zk(e).into_error("creating the lock node"))?;
+                let commit = txn.commit();
+                let done = once(session.call_timeout, async move {
+                    match commit.await {
+                        Ok(results) => Ok(Ok(results)),
+                        Err(zk::MultiWriteError::OperationFailed { index, source }) => {
+                            Ok(Err((index, source)))
+                        }
+                        Err(zk::MultiWriteError::RequestFailed { source }) => Err(source),
+                    }
+                })
+                .await;
+                match done {
+                    Ok(Ok(results)) => {
+                        session.heard(sent);
+                        self.learn(parent, true);
+                        // Created with its parent in one transaction, the
+                        // child is the parent's first child: it sorts first
+                        // (sequence 0) for as long as it exists.
+                        let path = results
+                            .into_iter()
+                            .nth(1)
+                            .and_then(|r| match r {
+                                zk::MultiWriteResult::Create { path, stat } => Some((path, stat)),
+                                _ => None,
+                            })
+                            .ok_or_else(|| {
+                                Error::backend(
+                                    "the create transaction answered without the lock node",
+                                )
+                            })?;
+                        return Ok(Created {
+                            // ZooKeeper before 3.7.2/3.8.2 leaves the stat out
+                            // (ZOOKEEPER-4026): the czxid then comes from the
+                            // exists that sets our watch.
+                            czxid: Some(path.1.czxid).filter(|z| *z > 0),
+                            path: path.0,
+                            alone: true,
+                        });
+                    }
+                    Ok(Err((0, zk::Error::NodeExists))) => {
+                        self.learn(parent, true);
+                        with_parent = false;
+                        continue;
+                    }
+                    Ok(Err((0, zk::Error::NoNode))) if attempts <= 4 => {
+                        retry(session.call_timeout, || {
+                            client.mkdir(&self.inner.base, &persistent)
+                        })
                         .await
-                        .map_err(|f| f.into_error("creating the lock's parent node"))?;
+                        .map_err(|f| f.into_error("creating the lock's root node"))?;
+                        continue;
+                    }
+                    Ok(Err((_, e))) => Err(Failure::Zk(e)),
+                    Err(f) => Err(f),
                 }
+            } else {
+                match once(
+                    session.call_timeout,
+                    client.create(&prefix, data.as_bytes(), &mode),
+                )
+                .await
+                {
+                    Ok((stat, seq)) => {
+                        session.heard(sent);
+                        return Ok(Created {
+                            path: format!("{prefix}{seq}"),
+                            czxid: Some(stat.czxid).filter(|z| *z > 0),
+                            alone: false,
+                        });
+                    }
+                    Err(Failure::Zk(zk::Error::NoNode)) if attempts <= 4 => {
+                        self.learn(parent, false);
+                        with_parent = true;
+                        continue;
+                    }
+                    Err(f) => Err(f),
+                }
+            };
+            match outcome {
                 Err(f @ (Failure::Zk(zk::Error::ConnectionLoss) | Failure::Timeout(_))) => {
                     // The create may have happened: look for our owner id.
                     if let Some(found) = find_own(session, parent, owner)
                         .await
                         .map_err(|f| f.into_error("looking for the lock node after a lost reply"))?
                     {
-                        let path = format!("{parent}/{found}");
-                        let stat = retry(session.call_timeout, || client.check_stat(&path))
-                            .await
-                            .map_err(|f| f.into_error("reading the lock node"))?;
-                        if let Some(stat) = stat {
-                            return Ok((path, stat));
-                        }
+                        return Ok(Created {
+                            path: format!("{parent}/{found}"),
+                            czxid: None,
+                            alone: false,
+                        });
                     }
                     if attempts > 4 {
                         return Err(f.into_error("creating the lock node"));
                     }
                 }
                 Err(f) => return Err(f.into_error("creating the lock node")),
+                Ok(()) => {}
             }
         }
     }
@@ -198,6 +285,13 @@ impl ZkLock {
     }
 
     /// One attempt, or a wait up to `wait_until` (`None` = forever; `Some(now)` = one attempt).
+    ///
+    /// Calls on an uncontended key: the create (see [`Self::create_node`]),
+    /// then the `exists` that sets the watch on our own node together with
+    /// the list of contenders (both sent at once, one round trip), or the
+    /// `exists` alone when the create made the parent too. A waiter sets
+    /// its own watch at the start, so when its predecessor goes the grant
+    /// costs one list.
     async fn attempt(
         &self,
         key: &str,
@@ -208,15 +302,53 @@ impl ZkLock {
         let parent = self.parent(key);
         let owner = OwnerId::random();
         let mut pending = Pending::new(Arc::clone(&session), parent.clone(), owner);
-        let (path, stat) = self
+        let created = self
             .create_node(&session, &parent, owner)
             .await
             .map_err(|e| e.with_key(key))?;
+        let path = created.path;
         pending.path = Some(path.clone());
         let me = path.rsplit('/').next().unwrap_or_default().to_string();
+        let client = &session.client;
+        // Our own node's watch (its deletion revokes the grant) and its czxid.
+        let own = retry(session.call_timeout, || client.check_and_watch_stat(&path));
+        let (own, mut listed) = if created.alone {
+            (own.await, None)
+        } else {
+            let (own, listed) = tokio::join!(own, self.contenders(&session, &parent));
+            (own, Some(listed))
+        };
+        let (stat, own) = match own {
+            Ok((Some(stat), w)) => (stat, w),
+            Ok((None, _)) => {
+                // Our node is gone already: the session expired or someone deleted it.
+                pending.path = None;
+                pending.armed = session.alive();
+                return Ok(Outcome::SessionLost);
+            }
+            Err(f) if f.session_gone() => {
+                session.gone();
+                return Ok(Outcome::SessionLost);
+            }
+            Err(f) => return Err(f.into_error("watching the lock node").with_key(key)),
+        };
+        if created.czxid.is_some_and(|z| z != stat.czxid) {
+            return Err(Error::backend(format!(
+                "the lock node {path} changed its czxid from {:?} to {}",
+                created.czxid, stat.czxid
+            ))
+            .with_key(key));
+        }
+        if created.alone {
+            return self.grant(key, opts, session, path, stat, owner, own, pending);
+        }
         let poll = session.timeout.max(Duration::from_secs(1));
         loop {
-            let children = match self.contenders(&session, &parent).await {
+            let listed = match listed.take() {
+                Some(l) => l,
+                None => self.contenders(&session, &parent).await,
+            };
+            let children = match listed {
                 Ok(c) => c,
                 Err(f) if f.session_gone() => {
                     session.gone();
@@ -231,16 +363,17 @@ impl ZkLock {
                 return Ok(Outcome::SessionLost);
             };
             if pos == 0 {
-                return self
-                    .grant(key, opts, session, path, stat, owner, pending)
-                    .await;
+                return self.grant(key, opts, session, path, stat, owner, own, pending);
             }
             if wait_until.is_some_and(|t| Instant::now() >= t) {
-                pending.remove().await;
+                if pending.remove().await {
+                    // Let our delete fire the watch rather than removing it
+                    // with one more request.
+                    settle(own);
+                }
                 return Ok(Outcome::Busy);
             }
             let pred = format!("{parent}/{}", children[pos - 1]);
-            let client = &session.client;
             let watched = retry(session.call_timeout, || client.check_and_watch_stat(&pred)).await;
             let watcher = match watched {
                 Ok((None, _)) => continue,
@@ -260,8 +393,10 @@ impl ZkLock {
         }
     }
 
+    /// Turns our node into a guard: token = its `czxid`; `own` (the watch on
+    /// our node) revokes the grant when the node goes.
     #[allow(clippy::too_many_arguments)]
-    async fn grant(
+    fn grant(
         &self,
         key: &str,
         opts: &LockOptions,
@@ -269,22 +404,9 @@ impl ZkLock {
         path: String,
         stat: zk::Stat,
         owner: OwnerId,
+        own: zk::OneshotWatcher,
         mut pending: Pending,
     ) -> Result<Outcome> {
-        let client = session.client.clone();
-        let watched = retry(session.call_timeout, || client.check_and_watch_stat(&path)).await;
-        let watcher = match watched {
-            Ok((Some(_), w)) => w,
-            Ok((None, _)) => {
-                pending.armed = false;
-                return Ok(Outcome::SessionLost);
-            }
-            Err(f) if f.session_gone() => {
-                session.gone();
-                return Ok(Outcome::SessionLost);
-            }
-            Err(f) => return Err(f.into_error("watching the lock node").with_key(key)),
-        };
         let token = u64::try_from(stat.czxid).map_err(|_| {
             Error::backend(format!("the lock node has a negative czxid {}", stat.czxid))
                 .with_key(key)
@@ -299,7 +421,7 @@ impl ZkLock {
                 session: Arc::clone(&session),
                 path: path.clone(),
             }),
-            revoked: Some(revoked(client, path, watcher)),
+            revoked: Some(revoked(&session, path, own)),
         };
         match LockGuard::from_grant(grant, opts) {
             Ok(g) => Ok(Outcome::Granted(g)),
@@ -307,6 +429,16 @@ impl ZkLock {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Our contender node, as created.
+struct Created {
+    path: String,
+    /// Its `czxid` when the create's reply carried it.
+    czxid: Option<i64>,
+    /// Created in one transaction with its parent: the parent's first
+    /// child, so the lowest contender for as long as it exists.
+    alone: bool,
 }
 
 /// What one attempt came to.
@@ -361,13 +493,19 @@ impl Pending {
     }
 
     /// Deletes the node now; leaves the background delete armed on failure.
-    async fn remove(&mut self) {
-        if let Some(path) = &self.path {
-            match delete_own(&self.session, path).await {
-                Ok(_) => self.armed = false,
-                Err(f) => {
-                    tracing::debug!(path = %path, failure = ?f, "deleting the lock node; retrying in the background")
-                }
+    /// `true` when this call deleted it.
+    async fn remove(&mut self) -> bool {
+        let Some(path) = &self.path else {
+            return false;
+        };
+        match delete_own(&self.session, path).await {
+            Ok(deleted) => {
+                self.armed = false;
+                deleted
+            }
+            Err(f) => {
+                tracing::debug!(path = %path, failure = ?f, "deleting the lock node; retrying in the background");
+                false
             }
         }
     }
