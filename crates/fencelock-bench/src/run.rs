@@ -238,6 +238,15 @@ pub(crate) async fn run_deployment(
             caps.push((d.name.to_string(), probe.capabilities()));
         }
         let secs = Duration::from_secs_f64(cfg.secs);
+        // An unmeasured warm-up: the first implementation measured after the
+        // servers start would otherwise pay for their JIT, caches and the
+        // ensemble settling down.
+        let _ = measure::cycle(
+            &clients[0],
+            &format!("{run}-{}-warmup", imp.name()),
+            secs.min(Duration::from_millis(300)),
+        )
+        .await;
         // The cycle runs with this one client connected, so that the
         // servers' counters see its requests alone.
         let mut reps = Vec::new();
