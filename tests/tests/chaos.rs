@@ -118,3 +118,20 @@ async fn s2_redis_unfenced_loses_updates() {
     );
     assert_eq!(r.overlaps, 0, "{}", r.line());
 }
+
+/// S12 on Redis: the holder's network namespace is cut from the server by
+/// iptables, then healed. Proves the namespace plumbing works here (it
+/// needs root, iproute2 and iptables: a machine without them fails this
+/// test, it is not skipped). Its guard must say lost by its deadline, it
+/// gets no grant while cut off, and the fence rejects its late write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s12_redis_partition() {
+    let r = workload("S12", "redis").await;
+    assert_eq!(r.faults, 1, "{}: one cut expected", r.line());
+    assert_eq!(
+        r.loss_signals,
+        1,
+        "{}: the cut-off holder's guard should have said lost",
+        r.line()
+    );
+}

@@ -2,8 +2,10 @@
 //! `fencelock_conformance::chaos::resource`):
 //!
 //! ```text
-//! fencelock-chaos-resource fenced|unfenced   # prints "listening <addr>", serves until killed
+//! fencelock-chaos-resource fenced|unfenced [IP]   # prints "listening <addr>", serves until killed
 //! ```
+//!
+//! It listens on 127.0.0.1 (or `IP`) and a port of its own.
 
 use std::io::Write;
 
@@ -18,7 +20,11 @@ async fn main() -> Result<(), String> {
             ))
         }
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let ip: std::net::IpAddr = match std::env::args().nth(2) {
+        Some(a) => a.parse().map_err(|e| format!("bad IP {a:?}: {e}"))?,
+        None => std::net::Ipv4Addr::LOCALHOST.into(),
+    };
+    let listener = tokio::net::TcpListener::bind((ip, 0))
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

@@ -152,7 +152,7 @@ async fn run_task(lock: &dyn DistributedLock, cfg: &Config, task: usize, sink: &
                 waited_ns: now.saturating_sub(asked),
             },
         );
-        let watcher = watch(&guard, deadline_ns, task, seq, sink);
+        let mut watcher = watch(&guard, deadline_ns, task, seq, sink);
         // The critical section: no is_lost() check on purpose (a pause can
         // always come right after one); the resource's fence must hold.
         let token = guard.token().get();
@@ -174,8 +174,15 @@ async fn run_task(lock: &dyn DistributedLock, cfg: &Config, task: usize, sink: &
                 Err(_) => conn = None,
             }
         }
-        watcher.abort();
-        let _ = watcher.await;
+        if guard.is_lost() {
+            // A holder resumed past its deadline gets here at once: let the
+            // watcher log the signal it is about to see before it stops.
+            let _ = tokio::time::timeout(Duration::from_millis(50), &mut watcher).await;
+        }
+        if !watcher.is_finished() {
+            watcher.abort();
+            let _ = watcher.await;
+        }
         let start = monotonic_ns();
         let outcome = match guard.release().await {
             Ok(()) => "ok".to_string(),
@@ -335,7 +342,32 @@ impl ClientProc {
     ///
     /// When the process cannot start.
     pub fn spawn(bin: &Path, cfg: &Config, id: usize, log: &Log) -> Result<ClientProc, String> {
-        let mut child = tokio::process::Command::new(bin)
+        ClientProc::spawn_in(&[], bin, cfg, id, log)
+    }
+
+    /// [`spawn`](Self::spawn) through `prefix`, a command that execs the
+    /// binary in the same process (`ip netns exec <ns>`: its PID is the
+    /// client's, to pause and kill).
+    ///
+    /// # Errors
+    ///
+    /// When the process cannot start.
+    pub fn spawn_in(
+        prefix: &[String],
+        bin: &Path,
+        cfg: &Config,
+        id: usize,
+        log: &Log,
+    ) -> Result<ClientProc, String> {
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => tokio::process::Command::new(bin),
+        };
+        let mut child = cmd
             .args(cfg.to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -13,6 +13,8 @@ pub mod checker;
 pub mod client;
 pub mod events;
 pub mod nemesis;
+pub mod netns;
+pub mod partition;
 pub mod probes;
 pub mod report;
 pub mod resource;
@@ -22,9 +24,12 @@ pub mod scenarios;
 pub use report::Report;
 pub use run::{Bins, Settings};
 
-/// The scenarios this harness runs itself (S5–S7 are the Redis HA proofs
-/// of `tests/redis_ha.rs`; S12 needs namespaces and root).
-pub const SCENARIOS: &[&str] = &["S0", "S1", "S2", "S3", "S4", "S10", "S11", "S13", "S15"];
+/// The scenarios this harness runs itself (S5–S8 are the Redis HA proofs
+/// of `tests/redis_ha.rs`). S12 and S13's packet loss (`S13-loss`, which
+/// `S13` includes) need root: they build network namespaces.
+pub const SCENARIOS: &[&str] = &[
+    "S0", "S1", "S2", "S3", "S4", "S10", "S11", "S12", "S13", "S15",
+];
 
 /// The backends each scenario runs on by default.
 pub fn backends_for(scenario: &str) -> &'static [&'static str] {
@@ -32,6 +37,13 @@ pub fn backends_for(scenario: &str) -> &'static [&'static str] {
         "S0" | "S15" | "S4" => &["memory", "file", "redis", "zookeeper", "etcd"],
         "S1" | "S2" => &["file", "redis", "zookeeper", "etcd"],
         "S3" | "S13" => &["redis", "zookeeper", "etcd"],
+        "S12" | "S13-LOSS" => &[
+            "redis",
+            "zookeeper",
+            "etcd",
+            "zookeeper-ensemble",
+            "etcd-cluster",
+        ],
         "S10" => &["etcd-cluster"],
         "S11" => &["zookeeper", "zookeeper-ensemble"],
         _ => &[],
@@ -52,13 +64,24 @@ pub struct Job {
 /// The runs for `scenarios` (all of [`SCENARIOS`] when empty) on the
 /// backends that match `backends` (a backend matches a name it starts
 /// with, so `etcd` selects `etcd-cluster` too; all when empty). S2 runs
-/// fenced and unfenced on every lease-based backend.
+/// fenced and unfenced on every lease-based backend; `S13` is the proxy's
+/// delays and `S13-loss` (iptables packet loss), which may be asked alone.
 pub fn plan(scenarios: &[String], backends: &[String]) -> Vec<Job> {
     let chosen: Vec<String> = if scenarios.is_empty() {
         SCENARIOS.iter().map(|s| (*s).to_string()).collect()
     } else {
         scenarios.iter().map(|s| s.to_uppercase()).collect()
     };
+    let chosen: Vec<String> = chosen
+        .into_iter()
+        .flat_map(|s| {
+            if s == "S13" {
+                vec![s, "S13-LOSS".to_string()]
+            } else {
+                vec![s]
+            }
+        })
+        .collect();
     let mut jobs = Vec::new();
     for sc in chosen {
         for b in backends_for(&sc) {
@@ -66,7 +89,11 @@ pub fn plan(scenarios: &[String], backends: &[String]) -> Vec<Job> {
                 continue;
             }
             jobs.push(Job {
-                scenario: sc.clone(),
+                scenario: if sc == "S13-LOSS" {
+                    "S13-loss".to_string()
+                } else {
+                    sc.clone()
+                },
                 backend: (*b).to_string(),
                 fenced: true,
             });
@@ -93,7 +120,9 @@ pub async fn run(job: &Job, s: &Settings, bins: &Bins) -> Report {
         "S4" => probes::s4(b, bins).await,
         "S10" => scenarios::s10(b, s, bins).await,
         "S11" => scenarios::s11(b, s, bins).await,
+        "S12" => partition::s12(b, s, bins).await,
         "S13" => scenarios::s13(b, s, bins).await,
+        "S13-loss" | "S13-LOSS" => partition::s13_loss(b, s, bins).await,
         "S15" => probes::s15(b).await,
         other => {
             let mut r = Report::new(other, b, job.fenced);

@@ -220,8 +220,25 @@ impl Resource {
     ///
     /// When it does not start or say where it listens within 10 s.
     pub async fn start(bin: &Path, fenced: bool) -> Result<Resource, String> {
-        let mut child = tokio::process::Command::new(bin)
-            .arg(if fenced { "fenced" } else { "unfenced" })
+        Resource::start_on(bin, fenced, None).await
+    }
+
+    /// [`start`](Self::start), listening on `ip` instead of 127.0.0.1.
+    ///
+    /// # Errors
+    ///
+    /// When it does not start or say where it listens within 10 s.
+    pub async fn start_on(
+        bin: &Path,
+        fenced: bool,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Resource, String> {
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.arg(if fenced { "fenced" } else { "unfenced" });
+        if let Some(ip) = ip {
+            cmd.arg(ip.to_string());
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

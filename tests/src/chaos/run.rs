@@ -7,6 +7,7 @@ use fencelock::{Capabilities, Expiry};
 
 use super::client::{self, ClientProc, Config};
 use super::events::{Event, Fault, Kind, Log};
+use super::netns::Net;
 use super::resource::{Resource, Stats};
 use crate::fixture::Fixture;
 use crate::monotonic_ns;
@@ -165,6 +166,9 @@ pub struct Run {
     started: u128,
     /// Temporary files (restarted servers' logs).
     pub scratch: tempfile::TempDir,
+    /// The clients' network namespaces (S12, S13), removed after
+    /// everything else (the last field drops last).
+    pub net: Option<Net>,
 }
 
 impl Run {
@@ -181,9 +185,38 @@ impl Run {
         work_ms: (u64, u64),
         bins: &Bins,
     ) -> Result<Run, String> {
-        let fixture = Fixture::start(backend).await?;
-        let resource = Resource::start(&bins.resource, fenced).await?;
-        let url = tuned(backend, &fixture.url());
+        Run::start_with(backend, fenced, run_for, work_ms, bins, None).await
+    }
+
+    /// [`start`](Self::start) with the clients in `net`'s namespaces
+    /// (client `i` in namespace `i`): the servers and the resource also
+    /// listen on `net`'s addresses, and the clients connect there.
+    ///
+    /// # Errors
+    ///
+    /// When the store or the resource does not start.
+    pub async fn start_with(
+        backend: &str,
+        fenced: bool,
+        run_for: Duration,
+        work_ms: (u64, u64),
+        bins: &Bins,
+        net: Option<Net>,
+    ) -> Result<Run, String> {
+        let (fixture, resource, url) = match &net {
+            Some(n) => {
+                let f = Fixture::start_on(backend, n.server_ip()).await?;
+                let res = Resource::start_on(&bins.resource, fenced, Some(n.resource_ip())).await?;
+                let url = tuned(backend, &f.url_via(&f.endpoints_on(n.server_ip())));
+                (f, res, url)
+            }
+            None => {
+                let f = Fixture::start(backend).await?;
+                let res = Resource::start(&bins.resource, fenced).await?;
+                let url = tuned(backend, &f.url());
+                (f, res, url)
+            }
+        };
         let caps = connect_retry(&url, Duration::from_secs(30))
             .await?
             .capabilities();
@@ -211,6 +244,7 @@ impl Run {
             in_process: Vec::new(),
             started,
             scratch: tempfile::tempdir().map_err(|e| e.to_string())?,
+            net,
         })
     }
 
@@ -253,7 +287,17 @@ impl Run {
                 .push(tokio::spawn(client::run(lock, cfg, sink)));
             self.procs.push(None);
         } else {
-            let p = ClientProc::spawn(&self.bins.client, &cfg, id, &self.log)?;
+            let prefix = match &self.net {
+                Some(n) if id >= n.groups() => {
+                    return Err(format!(
+                        "client {id} has no network namespace ({} made)",
+                        n.groups()
+                    ))
+                }
+                Some(n) => n.exec_prefix(id),
+                None => Vec::new(),
+            };
+            let p = ClientProc::spawn_in(&prefix, &self.bins.client, &cfg, id, &self.log)?;
             self.procs.push(Some(p));
         }
         self.proxies.push(group);
@@ -343,9 +387,16 @@ impl Run {
         for g in self.proxies.iter().flatten() {
             g.set(Mode::Pass);
         }
+        let mut problems = Vec::new();
+        if let Some(n) = &self.net {
+            for i in 0..n.groups() {
+                if let Err(e) = n.heal(i) {
+                    problems.push(e);
+                }
+            }
+        }
         let bound =
             Duration::from_millis(self.cfg.wait_ms) + self.bound() * 2 + Duration::from_secs(10);
-        let mut problems = Vec::new();
         for p in self.procs.drain(..).flatten() {
             let id = p.id;
             if !p.is_dead() && !p.finish(bound).await {

@@ -535,8 +535,7 @@ pub async fn s13(backend: &str, s: &Settings, bins: &Bins) -> Report {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     finalize(&mut r, run.finish().await);
-    r.notes.push(
-        "packet loss is not injected: it needs netem or iptables in a namespace (S12)".into(),
-    );
+    r.notes
+        .push("packet loss is S13-loss (iptables in the clients' network namespaces)".into());
     r
 }
