@@ -10,6 +10,7 @@ mod inspect;
 mod keys;
 mod lock;
 mod session;
+mod watch;
 
 pub use config::{
     EtcdLockBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL,

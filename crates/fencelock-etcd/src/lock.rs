@@ -19,9 +19,10 @@ use tokio::time::{sleep, Instant};
 
 use crate::config::EtcdLockBuilder;
 use crate::endpoints::Endpoints;
-use crate::grant::{delete_if_owner, wait_deleted, EtcdGrant};
+use crate::grant::{delete_if_owner, revoked, EtcdGrant};
 use crate::keys::{contender_key, Layout};
 use crate::session::{Lease, Session};
+use crate::watch::{Seen, Watches};
 
 /// A distributed lock client on etcd.
 ///
@@ -41,6 +42,8 @@ pub struct EtcdLock {
 
 struct Inner {
     endpoints: Arc<Endpoints>,
+    /// The one watch stream every waiter and held grant shares.
+    watches: Arc<Watches>,
     session: Session,
     layout: Layout,
     poll: Duration,
@@ -165,6 +168,7 @@ impl EtcdLock {
         session.lease().await?;
         Ok(EtcdLock {
             inner: Arc::new(Inner {
+                watches: Arc::new(Watches::new(Arc::clone(&endpoints))),
                 endpoints,
                 session,
                 layout,
@@ -286,23 +290,33 @@ impl EtcdLock {
         Ok(keys)
     }
 
-    /// Puts our contender key if absent (else reads it), and reads the
-    /// holder, in one transaction. Returns our key's create revision and
-    /// whether we hold the lock. A leftover key of ours from an earlier
-    /// grant of this client (a failed release or cleanup) is deleted first:
-    /// reusing it would reuse its fencing token.
+    /// Puts our contender key if absent (else reads it), and reads our place
+    /// in the queue, in one transaction (Go's `concurrency.Mutex` does the
+    /// same put-if-absent and holder read in one txn). A leftover key of ours
+    /// from an earlier grant of this client (a failed release or cleanup) is
+    /// deleted first: reusing it would reuse its fencing token.
+    ///
+    /// After a successful put our key is the newest contender, so the two
+    /// newest contenders (sorted by create revision, descending) are ours and
+    /// our predecessor: no predecessor means we hold the lock, and a waiter
+    /// knows whom to watch without another read.
     async fn enqueue(
         &self,
         contenders: &str,
         etcd_key: &str,
         owner: &str,
         lease: i64,
-    ) -> Result<(i64, bool)> {
+    ) -> Result<Queued> {
         for _ in 0..3 {
             let r = self
                 .inner
                 .endpoints
                 .call("txn", |mut c| {
+                    let newest = GetOptions::new()
+                        .with_prefix()
+                        .with_sort(SortTarget::Create, SortOrder::Descend)
+                        .with_limit(2)
+                        .with_keys_only();
                     let first = GetOptions::new()
                         .with_prefix()
                         .with_sort(SortTarget::Create, SortOrder::Ascend)
@@ -312,7 +326,7 @@ impl EtcdLock {
                         .when([Compare::create_revision(etcd_key, CompareOp::Equal, 0)])
                         .and_then([
                             TxnOp::put(etcd_key, owner, Some(PutOptions::new().with_lease(lease))),
-                            TxnOp::get(contenders, Some(first.clone())),
+                            TxnOp::get(contenders, Some(newest)),
                         ])
                         .or_else([
                             TxnOp::get(etcd_key, None),
@@ -321,84 +335,128 @@ impl EtcdLock {
                     async move { c.txn(txn).await }
                 })
                 .await?;
+            let rev = r
+                .header()
+                .map(|h| h.revision())
+                .ok_or_else(|| Error::backend("etcd txn answered without a header"))?;
             let ops = r.op_responses();
-            let holder_rev = match ops.get(1) {
-                Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.create_revision()),
-                _ => return Err(Error::backend("etcd txn answered without the holder read")),
+            let Some(TxnOpResponse::Get(queue)) = ops.get(1) else {
+                return Err(Error::backend("etcd txn answered without the queue read"));
             };
-            let mine = if r.succeeded() {
-                r.header()
-                    .map(|h| h.revision())
-                    .ok_or_else(|| Error::backend("etcd txn answered without a header"))?
+            if r.succeeded() {
+                // The put created our key at `rev`, the txn's revision.
+                let mine = rev;
+                let ours_first = queue.kvs().first().is_some_and(|kv| {
+                    kv.key() == etcd_key.as_bytes() && kv.create_revision() == mine
+                });
+                let place = if ours_first {
+                    match queue.kvs().get(1) {
+                        None => Place::Holder,
+                        Some(kv) => Place::Behind(Some((
+                            String::from_utf8_lossy(kv.key()).into_owned(),
+                            kv.create_revision(),
+                        ))),
+                    }
+                } else {
+                    Place::Behind(None) // not expected; the waiter reads
+                };
+                return Ok(Queued { mine, rev, place });
+            }
+            let kv = match ops.first() {
+                Some(TxnOpResponse::Get(g)) => g.kvs().first().cloned(),
+                _ => None,
+            };
+            let Some(kv) = kv else {
+                continue; // deleted in between: put again
+            };
+            if kv.value() != owner.as_bytes() || kv.lease() != lease {
+                let stale = String::from_utf8_lossy(kv.value()).into_owned();
+                tracing::debug!(key = %etcd_key, "deleting a leftover contender key of this client");
+                delete_if_owner(
+                    &self.inner.endpoints,
+                    etcd_key,
+                    &stale,
+                    Some(kv.create_revision()),
+                )
+                .await?;
+                continue;
+            }
+            // Our own put, answered before (a retried txn): the key exists,
+            // so our lease did at `rev`.
+            let mine = kv.create_revision();
+            let holder = queue.kvs().first().map(|h| h.create_revision());
+            let place = if holder.is_none_or(|h| h == mine) {
+                Place::Holder
             } else {
-                let kv = match ops.first() {
-                    Some(TxnOpResponse::Get(g)) => g.kvs().first().cloned(),
-                    _ => None,
-                };
-                let Some(kv) = kv else {
-                    continue; // deleted in between: put again
-                };
-                if kv.value() != owner.as_bytes() {
-                    let stale = String::from_utf8_lossy(kv.value()).into_owned();
-                    tracing::debug!(key = %etcd_key, "deleting a leftover contender key of this client");
-                    delete_if_owner(
-                        &self.inner.endpoints,
-                        etcd_key,
-                        &stale,
-                        Some(kv.create_revision()),
-                    )
-                    .await?;
-                    continue;
-                }
-                kv.create_revision()
+                Place::Behind(None)
             };
-            return Ok((mine, holder_rev.is_none_or(|h| h == mine)));
+            return Ok(Queued { mine, rev, place });
         }
         Err(Error::backend(
             "the contender key kept changing under this client",
         ))
     }
 
-    /// The contender created just before ours, if any (Go's `waitDeletes`).
-    async fn predecessor(&self, contenders: &str, mine: i64) -> Result<Option<(String, i64)>> {
+    /// After a wake-up, in one read-only transaction: the contender created
+    /// just before ours (Go's `waitDeletes` read), and our own key (the
+    /// etcd#11456 check: a waiter whose key or lease is gone must not be
+    /// granted). `None` when our key is not ours any more.
+    async fn recheck(
+        &self,
+        contenders: &str,
+        etcd_key: &str,
+        mine: i64,
+        lease: &Lease,
+    ) -> Result<Option<(Option<(String, i64)>, i64)>> {
         let r = self
             .inner
             .endpoints
-            .call("get", |mut c| {
-                let opts = GetOptions::new()
+            .call("txn", |mut c| {
+                let pred = GetOptions::new()
                     .with_prefix()
                     .with_sort(SortTarget::Create, SortOrder::Descend)
                     .with_max_create_revision(mine - 1)
                     .with_limit(1)
                     .with_keys_only();
-                async move { c.get(contenders, Some(opts)).await }
+                let txn = Txn::new().and_then([
+                    TxnOp::get(contenders, Some(pred)),
+                    TxnOp::get(etcd_key, None),
+                ]);
+                async move { c.txn(txn).await }
             })
             .await?;
-        Ok(r.kvs().first().map(|kv| {
+        let rev = r
+            .header()
+            .map(|h| h.revision())
+            .ok_or_else(|| Error::backend("etcd txn answered without a header"))?;
+        let reads = r.op_responses();
+        let (Some(TxnOpResponse::Get(pred)), Some(TxnOpResponse::Get(own))) =
+            (reads.first(), reads.get(1))
+        else {
+            return Err(Error::backend("etcd txn answered without its reads"));
+        };
+        let ours = own
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.create_revision() == mine && kv.lease() == lease.id);
+        if !ours {
+            return Ok(None);
+        }
+        let pred = pred.kvs().first().map(|kv| {
             (
                 String::from_utf8_lossy(kv.key()).into_owned(),
                 kv.create_revision(),
             )
-        }))
-    }
-
-    /// Whether our key still exists, with our lease, at our revision (the
-    /// etcd#11456 check: a waiter whose lease ran out must not be granted).
-    async fn still_ours(&self, etcd_key: &str, mine: i64, lease: &Lease) -> Result<bool> {
-        let r = self
-            .inner
-            .endpoints
-            .call("get", |mut c| async move { c.get(etcd_key, None).await })
-            .await?;
-        let ok = r
-            .kvs()
-            .first()
-            .is_some_and(|kv| kv.create_revision() == mine && kv.lease() == lease.id);
-        Ok(ok && lease.alive())
+        });
+        Ok(Some((pred, rev)))
     }
 
     /// One acquisition: queue, wait for the predecessors (unless `wait_until`
     /// is `None` meaning "do not wait"), grant.
+    ///
+    /// Round trips: an uncontended grant is the one enqueue transaction. A
+    /// waiter adds one read-only transaction per wake-up (predecessor and
+    /// own key together); its watches ride the client's shared watch stream.
     async fn attempt(
         &self,
         key: &str,
@@ -416,7 +474,11 @@ impl EtcdLock {
             owner,
             armed: true,
         };
-        let (mine, mut held) = match self
+        let Queued {
+            mine,
+            mut rev,
+            place,
+        } = match self
             .enqueue(&contenders, &etcd_key, &owner_s, lease.id)
             .await
         {
@@ -429,29 +491,50 @@ impl EtcdLock {
             }
             Err(e) => return Err(e),
         };
-        if !held {
+        // An immediate grant needs no further check: the put (or, on a
+        // retried txn, the read of our key) in that very transaction proves
+        // our lease was alive at `rev`, when we were first in line, and the
+        // lease cannot end before the session deadline `from_grant` checks.
+        // The etcd#11456 check is for waiters (`recheck`).
+        if let Place::Behind(known) = place {
             let Some(wait_until) = wait else {
                 pending.cancel().await?;
                 return Ok(Outcome::Busy);
             };
             let mut lease_rx = lease.deadline.clone();
             let far = Instant::now() + Duration::from_secs(86_400 * 365);
-            loop {
-                let Some((pred, pred_rev)) = self.predecessor(&contenders, mine).await? else {
-                    break;
-                };
+            let lost = || {
+                Error::lost(
+                    "the client's etcd lease expired while waiting for the lock; nothing was granted",
+                )
+                .with_key(key)
+                .with_retryable(true)
+            };
+            // `pred` was seen present at revision `rev`.
+            let mut pred = known;
+            if pred.is_none() {
+                match self.recheck(&contenders, &etcd_key, mine, &lease).await? {
+                    Some((p, r)) => (pred, rev) = (p, r),
+                    None => {
+                        let _ = pending.cancel().await;
+                        return Err(lost());
+                    }
+                }
+            }
+            while let Some((pred_key, _)) = pred.take() {
                 if wait_until.is_some_and(|t| Instant::now() >= t) {
                     pending.cancel().await?;
                     return Err(wait_timeout(key, opts));
                 }
-                let gone = wait_deleted(
-                    Arc::clone(&self.inner.endpoints),
-                    pred,
-                    pred_rev,
-                    self.inner.poll,
-                );
+                // From the revision after the read that showed it: no delete
+                // is missed and no history replayed.
+                let mut gone = self.inner.watches.subscribe(&pred_key, rev + 1);
                 tokio::select! {
-                    () = gone => {}
+                    seen = gone.wait() => if seen == Seen::Unsure {
+                        // etcd dropped the watch: read (below), but never
+                        // in a tight loop.
+                        sleep(Duration::from_millis(50).min(self.inner.poll)).await;
+                    },
                     () = sleep(self.inner.poll) => {}
                     () = tokio::time::sleep_until(wait_until.unwrap_or(far)) => {
                         pending.cancel().await?;
@@ -459,20 +542,23 @@ impl EtcdLock {
                     }
                     () = async { let _ = lease_rx.wait_for(|d| d.is_none()).await.is_err(); } => {}
                 }
+                drop(gone);
                 if !lease.alive() {
-                    break;
+                    let _ = pending.cancel().await;
+                    return Err(lost());
+                }
+                match self.recheck(&contenders, &etcd_key, mine, &lease).await? {
+                    Some((p, r)) => (pred, rev) = (p, r),
+                    None => {
+                        let _ = pending.cancel().await;
+                        return Err(lost());
+                    }
                 }
             }
-            held = true;
-        }
-        debug_assert!(held);
-        if !self.still_ours(&etcd_key, mine, &lease).await? {
-            let _ = pending.cancel().await;
-            return Err(Error::lost(
-                "the client's etcd lease expired while waiting for the lock; nothing was granted",
-            )
-            .with_key(key)
-            .with_retryable(true));
+            if !lease.alive() {
+                let _ = pending.cancel().await;
+                return Err(lost());
+            }
         }
         pending.armed = false;
         let ops = Arc::new(EtcdGrant {
@@ -482,10 +568,13 @@ impl EtcdLock {
             revision: mine,
             lease: Arc::clone(&lease),
         });
-        let revoked = wait_deleted(
+        // Our key existed at `rev`: watch its delete from the next revision.
+        let revoked = revoked(
             Arc::clone(&self.inner.endpoints),
+            Arc::clone(&self.inner.watches),
             etcd_key,
             mine,
+            rev + 1,
             self.inner.poll,
         )
         .boxed();
@@ -503,6 +592,23 @@ impl EtcdLock {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Where the enqueue transaction put us.
+enum Place {
+    /// First in line: granted.
+    Holder,
+    /// Behind someone: the predecessor, when the transaction could tell.
+    Behind(Option<(String, i64)>),
+}
+
+/// What the enqueue transaction found.
+struct Queued {
+    /// Our key's create revision (the fencing token).
+    mine: i64,
+    /// The transaction's revision (what it read is as of then).
+    rev: i64,
+    place: Place,
 }
 
 fn wait_timeout(key: &str, opts: &LockOptions) -> Error {

@@ -451,3 +451,112 @@ async fn a_paused_member_does_not_stall_the_client() {
     g.release().await.unwrap();
     members[0].signal("-CONT");
 }
+
+/// One gauge from the member's `/metrics` page.
+async fn metric(e: &Etcd, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(e.endpoint()).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: etcd\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Waits (bounded) until `f` holds.
+async fn eventually<F, Fut>(what: &str, bound: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + bound;
+    while !f().await {
+        assert!(Instant::now() < end, "not within {bound:?}: {what}");
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_share_one_stream_and_a_deleted_key_is_lost_at_once() {
+    const STREAMS: &str = "etcd_debugging_mvcc_watch_stream_total";
+    const WATCHERS: &str = "etcd_debugging_mvcc_watcher_total";
+    let Some(e) = Etcd::start() else { return };
+    let (a, b) = (client(&e).await, client(&e).await);
+    let mut held = Vec::new();
+    for i in 0..50 {
+        held.push(a.acquire(&format!("many:{i}"), &opts()).await.unwrap());
+    }
+    let waiter = tokio::spawn(async move {
+        let g = b
+            .acquire("many:0", &opts().with_wait(Duration::from_secs(20)))
+            .await;
+        (g, Instant::now(), b)
+    });
+    eventually("b queued behind a", Duration::from_secs(5), || async {
+        a.inspect("many:0").await.unwrap().waiters == 1
+    })
+    .await;
+    // 50 held locks and one waiter: 51 watches on one stream per client.
+    eventually("51 watchers", Duration::from_secs(5), || async {
+        metric(&e, WATCHERS).await >= 51.0
+    })
+    .await;
+    let streams = metric(&e, STREAMS).await;
+    assert!(streams <= 2.0, "{streams} watch streams for two clients");
+
+    // A held key deleted behind the holder's back: that guard, and only
+    // it, is lost at once.
+    let victim = a.inspect("many:1").await.unwrap().holder.unwrap().etcd_key;
+    let st = e
+        .etcdctl()
+        .args(["del", &victim])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(st.success());
+    timeout(Duration::from_secs(2), held[1].lost())
+        .await
+        .expect("lost after its key was deleted");
+    assert!(held.iter().enumerate().all(|(i, g)| i == 1 || !g.is_lost()));
+
+    // The waiter's predecessor deleted the same way: woken by its watch
+    // (the poll is 30 s), granted behind nobody.
+    let first = a.inspect("many:0").await.unwrap().holder.unwrap().etcd_key;
+    let deleted = Instant::now();
+    let st = e
+        .etcdctl()
+        .args(["del", &first])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(st.success());
+    let (g, granted, b) = timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("waiter woken")
+        .unwrap();
+    let g = g.unwrap();
+    assert!(granted.duration_since(deleted) < Duration::from_secs(2));
+    timeout(Duration::from_secs(2), held[0].lost())
+        .await
+        .expect("lost after its key was deleted");
+
+    let mut released = 0;
+    for g in held {
+        if g.release().await.is_ok() {
+            released += 1;
+        }
+    }
+    assert_eq!(released, 48);
+    // Released grants cancel their watches: only b's guard still watches.
+    eventually("watches cancelled", Duration::from_secs(5), || async {
+        metric(&e, WATCHERS).await <= 1.0
+    })
+    .await;
+    g.release().await.unwrap();
+    drop(b);
+}

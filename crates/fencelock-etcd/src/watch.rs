@@ -1,0 +1,336 @@
+//! One watch stream per client, shared by every waiter and every held grant.
+//!
+//! etcd multiplexes any number of watches on one gRPC watch stream; a
+//! background task (the hub) owns that stream, creates one server-side
+//! watch per subscription (a single key, deletes only, from an explicit
+//! start revision), and completes the subscription when etcd reports the
+//! key's delete. A held lock thus costs a map entry here and a watcher on the
+//! server, not a stream of its own, and subscribing never waits for a round
+//! trip: with an explicit start revision no delete can be missed, whenever
+//! the server gets to create the watch.
+//!
+//! When the stream breaks the hub reopens it on the next endpoint and
+//! re-creates every live watch from its original start revision (so nothing
+//! in between is missed). When etcd cancels a watch (its start revision was
+//! compacted) the subscription completes with [`Seen::Unsure`] and the
+//! caller reads the key to decide.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
+
+use etcd_client::{EventType, WatchFilterType, WatchOptions, WatchResponseStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::endpoints::Endpoints;
+
+/// How a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// etcd reported the key's delete (at or after the start revision).
+    Deleted,
+    /// The watch could not be kept (compacted start revision, hub gone):
+    /// read the key to decide.
+    Unsure,
+}
+
+enum Cmd {
+    Add {
+        id: u64,
+        key: String,
+        from: i64,
+        done: oneshot::Sender<Seen>,
+    },
+    Remove(u64),
+}
+
+/// The client's watch hub: cheap to share, spawns its task on first use.
+pub(crate) struct Watches {
+    endpoints: Arc<Endpoints>,
+    tx: StdMutex<Option<mpsc::UnboundedSender<Cmd>>>,
+    next: AtomicU64,
+}
+
+/// One watch of one key's delete. Dropping it cancels the server-side watch.
+pub(crate) struct Subscription {
+    id: u64,
+    tx: mpsc::UnboundedSender<Cmd>,
+    rx: oneshot::Receiver<Seen>,
+}
+
+impl Subscription {
+    /// Waits until the key is deleted or the watch cannot be kept.
+    pub(crate) async fn wait(&mut self) -> Seen {
+        (&mut self.rx).await.unwrap_or(Seen::Unsure)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Cmd::Remove(self.id));
+    }
+}
+
+impl Watches {
+    pub(crate) fn new(endpoints: Arc<Endpoints>) -> Self {
+        Watches {
+            endpoints,
+            tx: StdMutex::new(None),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// Watches `key` for a delete at revision `from` or later. Does no I/O
+    /// itself and never waits for the server: the hub creates the watch.
+    /// Must be called inside a Tokio runtime.
+    pub(crate) fn subscribe(&self, key: &str, from: i64) -> Subscription {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (done, rx) = oneshot::channel();
+        let mut cmd = Cmd::Add {
+            id,
+            key: key.to_string(),
+            from,
+            done,
+        };
+        let mut slot = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+        for _ in 0..2 {
+            let tx = match slot.as_ref().filter(|t| !t.is_closed()) {
+                Some(tx) => tx.clone(),
+                None => {
+                    // First use, or the hub's runtime went away: start one.
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(run(Arc::clone(&self.endpoints), rx));
+                    *slot = Some(tx.clone());
+                    tx
+                }
+            };
+            match tx.send(cmd) {
+                Ok(()) => return Subscription { id, tx, rx },
+                Err(mpsc::error::SendError(c)) => {
+                    cmd = c;
+                    *slot = None;
+                }
+            }
+        }
+        // Unreachable in practice (a fresh hub accepts); the subscription
+        // then reports `Unsure` and the caller reads.
+        let (tx, _) = mpsc::unbounded_channel();
+        Subscription { id, tx, rx }
+    }
+}
+
+struct Sub {
+    key: String,
+    from: i64,
+    done: oneshot::Sender<Seen>,
+    watch: Option<i64>,
+}
+
+enum Req {
+    Create(String, i64),
+    Cancel(i64),
+}
+
+fn options(from: i64) -> WatchOptions {
+    WatchOptions::new()
+        .with_start_revision(from)
+        .with_filters([WatchFilterType::NoPut])
+}
+
+/// An open watch stream. Requests go through a forwarder task so the hub
+/// never blocks on a full request channel while it should be reading.
+struct Conn {
+    idx: usize,
+    req: mpsc::UnboundedSender<Req>,
+    resp: WatchResponseStream,
+    forwarder: AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.forwarder.abort();
+    }
+}
+
+impl Conn {
+    fn send(&self, r: Req) {
+        // A failed send means the forwarder ended: the stream is broken and
+        // the response side will say so.
+        let _ = self.req.send(r);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    subs: HashMap<u64, Sub>,
+    by_watch: HashMap<i64, u64>,
+    /// Subscriptions whose create request is on the wire, in send order
+    /// (etcd answers creates on one stream in order).
+    creating: VecDeque<u64>,
+}
+
+impl State {
+    fn fire(&mut self, id: u64, seen: Seen) {
+        if let Some(sub) = self.subs.remove(&id) {
+            let _ = sub.done.send(seen);
+        }
+    }
+
+    fn disconnected(&mut self) {
+        self.by_watch.clear();
+        self.creating.clear();
+        for sub in self.subs.values_mut() {
+            sub.watch = None;
+        }
+        self.subs.retain(|_, s| !s.done.is_closed());
+    }
+}
+
+/// Opens a stream on the current endpoint carrying a create for every live
+/// subscription.
+async fn open(endpoints: &Endpoints, st: &mut State) -> Option<Conn> {
+    let first = st
+        .subs
+        .iter()
+        .map(|(id, s)| (*id, s.key.clone(), s.from))
+        .next()?;
+    let idx = endpoints.current();
+    let opened = async {
+        let mut c = endpoints.client(idx).await.ok()?;
+        c.watch(first.1.as_str(), Some(options(first.2))).await.ok()
+    };
+    let Ok(Some(stream)) = timeout(endpoints.request_timeout, opened).await else {
+        tracing::debug!("etcd watch stream did not open; moving on");
+        endpoints.rotate(idx);
+        return None;
+    };
+    let (mut sender, resp) = stream.split();
+    let (req, mut reqs) = mpsc::unbounded_channel::<Req>();
+    let forwarder = tokio::spawn(async move {
+        while let Some(r) = reqs.recv().await {
+            let sent = match r {
+                Req::Create(key, from) => sender.watch(key, Some(options(from))).await,
+                Req::Cancel(id) => sender.cancel(id).await,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    })
+    .abort_handle();
+    let conn = Conn {
+        idx,
+        req,
+        resp,
+        forwarder,
+    };
+    st.creating.push_back(first.0);
+    for (id, sub) in &st.subs {
+        if *id != first.0 {
+            conn.send(Req::Create(sub.key.clone(), sub.from));
+            st.creating.push_back(*id);
+        }
+    }
+    Some(conn)
+}
+
+/// The hub: runs until every `Watches` handle and subscription is gone.
+async fn run(endpoints: Arc<Endpoints>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+    let mut st = State::default();
+    let mut conn: Option<Conn> = None;
+    let mut reopen_at: Option<Instant> = None;
+    let far = Duration::from_secs(86_400);
+    loop {
+        if conn.is_none() && !st.subs.is_empty() && reopen_at.is_none_or(|t| Instant::now() >= t) {
+            reopen_at = None;
+            conn = open(&endpoints, &mut st).await;
+            if conn.is_none() {
+                reopen_at = Some(Instant::now() + Duration::from_millis(100));
+            }
+        }
+        let wake = reopen_at.unwrap_or_else(|| Instant::now() + far);
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                None => return,
+                Some(Cmd::Add { id, key, from, done }) => {
+                    if let Some(c) = &conn {
+                        c.send(Req::Create(key.clone(), from));
+                        st.creating.push_back(id);
+                    }
+                    st.subs.insert(id, Sub { key, from, done, watch: None });
+                }
+                Some(Cmd::Remove(id)) => {
+                    if let Some(sub) = st.subs.remove(&id) {
+                        if let Some(w) = sub.watch {
+                            st.by_watch.remove(&w);
+                            if let Some(c) = &conn {
+                                c.send(Req::Cancel(w));
+                            }
+                        }
+                    }
+                    // Still being created: cancelled when etcd names its id.
+                }
+            },
+            msg = async {
+                match conn.as_mut() {
+                    Some(c) => c.resp.message().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let r = match msg {
+                    Ok(Some(r)) => r,
+                    Ok(None) | Err(_) => {
+                        tracing::debug!("etcd watch stream broke; reopening elsewhere");
+                        if let Some(c) = conn.take() {
+                            endpoints.rotate(c.idx);
+                        }
+                        st.disconnected();
+                        reopen_at = Some(Instant::now() + Duration::from_millis(50));
+                        continue;
+                    }
+                };
+                let wid = r.watch_id();
+                if r.created() {
+                    let Some(id) = st.creating.pop_front() else {
+                        continue;
+                    };
+                    if r.canceled() {
+                        st.fire(id, Seen::Unsure);
+                        continue;
+                    }
+                    match st.subs.get_mut(&id) {
+                        Some(sub) => {
+                            sub.watch = Some(wid);
+                            st.by_watch.insert(wid, id);
+                        }
+                        None => {
+                            if let Some(c) = &conn {
+                                c.send(Req::Cancel(wid));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                if r.canceled() {
+                    // etcd dropped the watch (e.g. compacted): let the owner read.
+                    if let Some(id) = st.by_watch.remove(&wid) {
+                        st.fire(id, Seen::Unsure);
+                    }
+                    continue;
+                }
+                if r.events().iter().any(|e| e.event_type() == EventType::Delete) {
+                    if let Some(id) = st.by_watch.remove(&wid) {
+                        st.fire(id, Seen::Deleted);
+                        if let Some(c) = &conn {
+                            c.send(Req::Cancel(wid));
+                        }
+                    }
+                }
+            }
+            () = sleep_until(wake), if reopen_at.is_some() => {}
+        }
+    }
+}
