@@ -521,14 +521,18 @@ impl EtcdLock {
                     }
                 }
             }
-            while let Some((pred_key, _)) = pred.take() {
+            while let Some((pred_key, pred_created)) = pred.take() {
                 if wait_until.is_some_and(|t| Instant::now() >= t) {
                     pending.cancel().await?;
                     return Err(wait_timeout(key, opts));
                 }
-                // From the revision after the read that showed it: no delete
-                // is missed and no history replayed.
-                let mut gone = self.inner.watches.subscribe(&pred_key, rev + 1);
+                // A live watch: etcd delivers it at once, where a watch from
+                // an older revision waits for its 100 ms catch-up; a delete
+                // between our read and the watch's start is read over.
+                let mut gone = self
+                    .inner
+                    .watches
+                    .subscribe_live(&pred_key, rev, pred_created);
                 tokio::select! {
                     seen = gone.wait() => if seen == Seen::Unsure {
                         // etcd dropped the watch: read (below), but never

@@ -9,9 +9,18 @@
 //! trip: with an explicit start revision no delete can be missed, whenever
 //! the server gets to create the watch.
 //!
+//! A waiter watches differently ([`Watches::subscribe_live`]): from the
+//! server's current revision, which etcd serves at once, where a watch from
+//! an older revision is *unsynced* and etcd 3.4 catches it up only every
+//! 100 ms. The created answer's header revision is at least the revision the
+//! watch starts after; when it is past the waiter's read, a delete may have
+//! fallen in between, so the hub reads the key once: gone (or created
+//! again, as a Go client of the same lease does) means deleted; the same
+//! key means any later delete comes through the watch, which stays.
+//!
 //! When the stream breaks the hub reopens it on the next endpoint and
-//! re-creates every live watch from its original start revision (so nothing
-//! in between is missed). When etcd cancels a watch (its start revision was
+//! re-creates every live watch from its original start (so nothing in
+//! between is missed, or, for a live watch, the gap is read over). When etcd cancels a watch (its start revision was
 //! compacted) the subscription completes with [`Seen::Unsure`] and the
 //! caller reads the key to decide.
 
@@ -37,11 +46,22 @@ pub(crate) enum Seen {
     Unsure,
 }
 
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// At this revision: nothing is missed, but etcd may deliver late.
+    At(i64),
+    /// At the server's current revision, for a caller whose read at
+    /// revision `read` saw the key with create revision `created`:
+    /// delivered at once; a gap after the read is read over.
+    AfterRead { read: i64, created: i64 },
+}
+
 enum Cmd {
     Add {
         id: u64,
         key: String,
-        from: i64,
+        from: Start,
         done: oneshot::Sender<Seen>,
     },
     Remove(u64),
@@ -87,6 +107,18 @@ impl Watches {
     /// itself and never waits for the server: the hub creates the watch.
     /// Must be called inside a Tokio runtime.
     pub(crate) fn subscribe(&self, key: &str, from: i64) -> Subscription {
+        self.add(key, Start::At(from))
+    }
+
+    /// Watches `key`, seen with create revision `created` by a read at
+    /// revision `read`, for its delete, promptly: from the server's current
+    /// revision, with one read of the key when the watch starts later than
+    /// `read`. As [`subscribe`](Self::subscribe) otherwise.
+    pub(crate) fn subscribe_live(&self, key: &str, read: i64, created: i64) -> Subscription {
+        self.add(key, Start::AfterRead { read, created })
+    }
+
+    fn add(&self, key: &str, from: Start) -> Subscription {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (done, rx) = oneshot::channel();
         let mut cmd = Cmd::Add {
@@ -124,20 +156,22 @@ impl Watches {
 
 struct Sub {
     key: String,
-    from: i64,
+    from: Start,
     done: oneshot::Sender<Seen>,
     watch: Option<i64>,
 }
 
 enum Req {
-    Create(String, i64),
+    Create(String, Start),
     Cancel(i64),
 }
 
-fn options(from: i64) -> WatchOptions {
-    WatchOptions::new()
-        .with_start_revision(from)
-        .with_filters([WatchFilterType::NoPut])
+fn options(from: Start) -> WatchOptions {
+    let o = WatchOptions::new().with_filters([WatchFilterType::NoPut]);
+    match from {
+        Start::At(rev) => o.with_start_revision(rev),
+        Start::AfterRead { .. } => o,
+    }
 }
 
 /// An open watch stream. Requests go through a forwarder task so the hub
@@ -243,6 +277,7 @@ async fn run(endpoints: Arc<Endpoints>, mut cmds: mpsc::UnboundedReceiver<Cmd>) 
     let mut conn: Option<Conn> = None;
     let mut reopen_at: Option<Instant> = None;
     let far = Duration::from_secs(86_400);
+    let (checked_tx, mut checked) = mpsc::unbounded_channel::<(u64, Option<bool>)>();
     loop {
         if conn.is_none() && !st.subs.is_empty() && reopen_at.is_none_or(|t| Instant::now() >= t) {
             reopen_at = None;
@@ -301,10 +336,27 @@ async fn run(endpoints: Arc<Endpoints>, mut cmds: mpsc::UnboundedReceiver<Cmd>) 
                         st.fire(id, Seen::Unsure);
                         continue;
                     }
+                    let revision = r.header().map_or(i64::MAX, |h| h.revision());
                     match st.subs.get_mut(&id) {
                         Some(sub) => {
                             sub.watch = Some(wid);
                             st.by_watch.insert(wid, id);
+                            if let Start::AfterRead { read, created } = sub.from {
+                                if revision > read {
+                                    // The watch starts after revisions the
+                                    // caller has not seen: a delete may be
+                                    // among them.
+                                    let (endpoints, key, tx) = (
+                                        Arc::clone(&endpoints),
+                                        sub.key.clone(),
+                                        checked_tx.clone(),
+                                    );
+                                    tokio::spawn(async move {
+                                        let same = Box::pin(still(&endpoints, &key, created)).await;
+                                        let _ = tx.send((id, same));
+                                    });
+                                }
+                            }
                         }
                         None => {
                             if let Some(c) = &conn {
@@ -330,7 +382,38 @@ async fn run(endpoints: Arc<Endpoints>, mut cmds: mpsc::UnboundedReceiver<Cmd>) 
                     }
                 }
             }
+            Some((id, present)) = checked.recv() => {
+                let seen = match present {
+                    Some(true) => continue,
+                    Some(false) => Seen::Deleted,
+                    None => Seen::Unsure,
+                };
+                if let Some(w) = st.subs.get(&id).and_then(|s| s.watch) {
+                    st.by_watch.remove(&w);
+                    if let Some(c) = &conn {
+                        c.send(Req::Cancel(w));
+                    }
+                }
+                st.fire(id, seen);
+            }
             () = sleep_until(wake), if reopen_at.is_some() => {}
         }
     }
+}
+
+/// Whether `key` still exists as created at revision `created` (`None`:
+/// could not tell).
+async fn still(endpoints: &Endpoints, key: &str, created: i64) -> Option<bool> {
+    endpoints
+        .call("get", |mut c| async move {
+            c.get(key, Some(etcd_client::GetOptions::new().with_keys_only()))
+                .await
+        })
+        .await
+        .ok()
+        .map(|r| {
+            r.kvs()
+                .first()
+                .is_some_and(|kv| kv.create_revision() == created)
+        })
 }
