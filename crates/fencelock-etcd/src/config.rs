@@ -366,6 +366,14 @@ impl EtcdLockBuilder {
                     Error::invalid_config(format!("cannot read the CA file {}", path.display()))
                         .with_source(e)
                 })?;
+                // etcd-client parses it only when connecting, where a bad file would look
+                // like an unreachable endpoint.
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(Error::invalid_config(format!(
+                        "the CA file {} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\" block)",
+                        path.display()
+                    )));
+                }
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
             if let Some(domain) = &self.domain {

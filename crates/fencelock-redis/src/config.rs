@@ -1,6 +1,7 @@
 //! The builder: URLs, timeouts, key prefix, and the Debug that hides passwords.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fencelock_core::{Error, Result};
@@ -60,6 +61,58 @@ impl SentinelSpec {
     }
 }
 
+/// Where the CA certificate(s) that verify the server come from.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum CaSource {
+    /// A PEM file, read at [`RedisLockBuilder::build`].
+    File(PathBuf),
+    /// PEM bytes given directly.
+    Pem(Vec<u8>),
+}
+
+impl fmt::Debug for CaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaSource::File(p) => f.debug_tuple("File").field(p).finish(),
+            CaSource::Pem(b) => write!(f, "Pem(<{} bytes>)", b.len()),
+        }
+    }
+}
+
+impl CaSource {
+    /// The root certificates for redis-rs, checked: the PEM must hold at
+    /// least one certificate that rustls accepts as a trust anchor.
+    pub(crate) fn load(&self) -> Result<redis::TlsCertificates> {
+        let (what, pem) = match self {
+            CaSource::File(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::invalid_config(format!(
+                        "cannot read the TLS CA file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                (format!("the TLS CA file {}", path.display()), pem)
+            }
+            CaSource::Pem(pem) => ("the TLS CA PEM".to_string(), pem.clone()),
+        };
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::invalid_config(format!(
+                "{what} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\" block)"
+            )));
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        // redis-rs parses the PEM into a root store here; a malformed one fails now, not at connect.
+        redis::Client::build_with_tls("rediss://127.0.0.1:6379", certs.clone()).map_err(|e| {
+            Error::invalid_config(format!("{what} is not a usable CA certificate: {e}"))
+                .with_source(e)
+        })?;
+        Ok(certs)
+    }
+}
+
 /// `WAIT K timeout` after every grant: the grant counts only once `K`
 /// replicas acknowledged the lock write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +137,11 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 ///
 /// Query parameters read by fencelock (and removed before the URL reaches
 /// redis-rs): `prefix` (the key prefix, default `fencelock`),
-/// `connect_timeout_ms`, `response_timeout_ms`. Others (e.g.
-/// `protocol=resp3`) pass through to redis-rs.
+/// `connect_timeout_ms`, `response_timeout_ms`, and for TLS `ca_file` (a
+/// PEM file of the CA certificate(s) that verify the server instead of the
+/// public webpki roots; see [`with_tls_ca_file`](Self::with_tls_ca_file)).
+/// Others (e.g. `protocol=resp3`) pass through to redis-rs, and so does a
+/// `#fragment`.
 ///
 /// `Debug` never prints a password.
 #[derive(Clone)]
@@ -98,6 +154,7 @@ pub struct RedisLockBuilder {
     pub(crate) renew_batch_window: Duration,
     pub(crate) renew_batch_max: usize,
     pub(crate) wait_replicas: Option<WaitReplicas>,
+    pub(crate) tls_ca: Option<CaSource>,
 }
 
 impl RedisLockBuilder {
@@ -111,6 +168,7 @@ impl RedisLockBuilder {
             renew_batch_window: DEFAULT_RENEW_BATCH_WINDOW,
             renew_batch_max: DEFAULT_RENEW_BATCH_MAX,
             wait_replicas: None,
+            tls_ca: None,
         }
     }
 
@@ -142,6 +200,11 @@ impl RedisLockBuilder {
                 )))
             }
         };
+        // Split off a fragment (redis-rs reads `#insecure`) and put it back on each node URL.
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((r, f)) => (r, format!("#{f}")),
+            None => (rest, String::new()),
+        };
         // Split off the query and read our own parameters from it.
         let (before_query, query) = match rest.split_once('?') {
             Some((b, q)) => (b, Some(q)),
@@ -153,6 +216,7 @@ impl RedisLockBuilder {
         let mut response_timeout = None;
         let mut wait_replicas = None;
         let mut wait_timeout = None;
+        let mut ca_file = None;
         for pair in query
             .into_iter()
             .flat_map(|q| q.split('&'))
@@ -171,6 +235,20 @@ impl RedisLockBuilder {
                     })?);
                 }
                 "wait_timeout_ms" => wait_timeout = Some(parse_ms(name, value)?),
+                "ca_file" if node_scheme == "rediss" => {
+                    let path = percent_decode(value).filter(|p| !p.is_empty()).ok_or_else(|| {
+                        Error::invalid_config(format!(
+                            "URL parameter ca_file={value:?} is not a path (empty or bad percent-encoding)"
+                        ))
+                    })?;
+                    ca_file = Some(PathBuf::from(path));
+                }
+                "ca_file" => {
+                    return Err(Error::invalid_config(format!(
+                        "URL parameter ca_file needs TLS: use rediss://, rediss+cluster:// or rediss+sentinel:// \
+                         instead of {scheme}://"
+                    )))
+                }
                 _ => passthrough.push(pair),
             }
         }
@@ -202,9 +280,11 @@ impl RedisLockBuilder {
             )));
         }
         if sentinel {
-            let spec = sentinel_spec(url, node_scheme, userinfo, &hosts, path, &query)?;
+            let tail = format!("{query}{fragment}");
+            let spec = sentinel_spec(url, node_scheme, userinfo, &hosts, path, &tail)?;
             let mut builder = Self::with_target(Target::Sentinel(spec));
             builder.apply_url_settings(prefix, connect_timeout, response_timeout);
+            builder.tls_ca = ca_file.map(CaSource::File);
             if let Some(k) = wait_replicas {
                 builder =
                     builder.with_wait_replicas(k, wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT));
@@ -213,7 +293,7 @@ impl RedisLockBuilder {
         }
         let nodes: Vec<String> = hosts
             .iter()
-            .map(|h| format!("{node_scheme}://{userinfo}{h}{path}{query}"))
+            .map(|h| format!("{node_scheme}://{userinfo}{h}{path}{query}{fragment}"))
             .collect();
         for node in &nodes {
             check_node_url(node)?;
@@ -224,6 +304,7 @@ impl RedisLockBuilder {
             Self::with_target(Target::Single(nodes.into_iter().next().unwrap_or_default()))
         };
         builder.apply_url_settings(prefix, connect_timeout, response_timeout);
+        builder.tls_ca = ca_file.map(CaSource::File);
         if let Some(k) = wait_replicas {
             builder = builder.with_wait_replicas(k, wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT));
         }
@@ -378,6 +459,30 @@ impl RedisLockBuilder {
         self
     }
 
+    /// Verifies the server's TLS certificate against the CA certificate(s)
+    /// in this PEM file instead of the public webpki roots (a private CA).
+    /// It applies to every connection the client makes: the command
+    /// connection, the pub/sub subscriber, every Cluster node, the
+    /// Sentinels and the primary they name. Needs a `rediss` URL. The file
+    /// is read by [`build`](Self::build). URL: `?ca_file=/path/ca.pem`
+    /// (percent-encode special characters).
+    ///
+    /// The host name in the URL must still match the certificate (an IP
+    /// address needs an IP subject alternative name).
+    #[must_use]
+    pub fn with_tls_ca_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.tls_ca = Some(CaSource::File(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// As [`with_tls_ca_file`](Self::with_tls_ca_file), with the PEM
+    /// bytes of the CA certificate(s) given directly.
+    #[must_use]
+    pub fn with_tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(CaSource::Pem(pem.into()));
+        self
+    }
+
     /// Whether this builder targets a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster(_))
@@ -390,6 +495,12 @@ impl RedisLockBuilder {
 
     pub(crate) fn validate(&self) -> Result<()> {
         validate_prefix(&self.prefix)?;
+        if self.tls_ca.is_some() && !self.uses_tls() {
+            return Err(Error::invalid_config(
+                "a TLS CA certificate was given but the URL is not TLS: use rediss://, rediss+cluster:// or \
+                 rediss+sentinel://",
+            ));
+        }
         if let Some(w) = self.wait_replicas {
             if self.is_cluster() {
                 return Err(Error::invalid_config(
@@ -419,6 +530,22 @@ impl RedisLockBuilder {
             ));
         }
         Ok(())
+    }
+
+    /// Whether the target's URLs are `rediss://`.
+    fn uses_tls(&self) -> bool {
+        let tls = |u: &str| u.to_ascii_lowercase().starts_with("rediss://");
+        match &self.target {
+            Target::Single(url) => tls(url),
+            Target::Cluster(nodes) => nodes.iter().all(|n| tls(n)),
+            Target::Sentinel(spec) => spec.scheme == "rediss",
+        }
+    }
+
+    /// The TLS certificates every client of this builder is made with, or
+    /// `None` for redis-rs's defaults (webpki roots).
+    pub(crate) fn tls_certs(&self) -> Result<Option<redis::TlsCertificates>> {
+        self.tls_ca.as_ref().map(CaSource::load).transpose()
     }
 
     /// Connects, loads the scripts, and starts the background tasks (the
@@ -453,6 +580,7 @@ impl fmt::Debug for RedisLockBuilder {
             .field("renew_batch_window", &self.renew_batch_window)
             .field("renew_batch_max", &self.renew_batch_max)
             .field("wait_replicas", &self.wait_replicas)
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }
@@ -531,6 +659,25 @@ fn parse_ms(name: &str, value: &str) -> Result<Duration> {
                 "URL parameter {name}={value:?} is not a whole number of milliseconds"
             ))
         })
+}
+
+/// `%XX` decoding of a URL parameter value (`None` for a bad escape or
+/// invalid UTF-8).
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn check_node_url(url: &str) -> Result<()> {
@@ -655,6 +802,42 @@ mod tests {
                 .validate()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn tls_ca_and_fragment_parse() {
+        let b = RedisLockBuilder::from_url(
+            "rediss://u:p@127.0.0.1:6380/2?ca_file=/etc/my%20ca.pem&prefix=app&protocol=resp3#insecure",
+        )
+        .unwrap();
+        assert_eq!(
+            b.target,
+            Target::Single("rediss://u:p@127.0.0.1:6380/2?protocol=resp3#insecure".into())
+        );
+        assert_eq!(
+            b.tls_ca,
+            Some(CaSource::File(PathBuf::from("/etc/my ca.pem")))
+        );
+        assert_eq!(b.prefix, "app");
+        let b = RedisLockBuilder::from_url("rediss+cluster://h:1,h:2?ca_file=/ca.pem").unwrap();
+        assert_eq!(b.tls_ca, Some(CaSource::File(PathBuf::from("/ca.pem"))));
+        assert!(b.uses_tls());
+        let b = RedisLockBuilder::from_url("rediss+sentinel://h:1/m?ca_file=/ca.pem").unwrap();
+        assert!(b.tls_ca.is_some() && b.uses_tls());
+        for bad in [
+            "redis://h:1?ca_file=/ca.pem",
+            "redis+cluster://h:1?ca_file=/ca.pem",
+            "rediss://h:1?ca_file=",
+            "rediss://h:1?ca_file=%zz",
+        ] {
+            let e = RedisLockBuilder::from_url(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
+        }
+        let b = RedisLockBuilder::from_url("redis://h:1")
+            .unwrap()
+            .with_tls_ca_pem(b"x".to_vec());
+        assert_eq!(b.validate().unwrap_err().kind(), ErrorKind::InvalidConfig);
+        assert!(format!("{b:?}").contains("Pem(<1 bytes>)"));
     }
 
     #[test]

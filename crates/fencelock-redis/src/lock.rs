@@ -126,22 +126,30 @@ impl RedisLock {
     pub(crate) async fn from_builder(b: RedisLockBuilder) -> Result<Self> {
         let ct = b.connect_timeout;
         let rt = b.response_timeout;
+        let tls = b.tls_certs()?;
         let (mut conn, clients) = match &b.target {
             Target::Single(url) => {
-                let client = open(url)?;
+                let client = open(url, tls.as_ref())?;
                 let manager = manager(&client, ct, rt).await?;
                 (Conn::Single(manager), vec![client])
             }
             Target::Sentinel(spec) => {
-                let (conn, clients) = SentinelConn::connect(spec, ct, rt).await?;
+                let (conn, clients) = SentinelConn::connect(spec, tls, ct, rt).await?;
                 (Conn::Sentinel(conn), clients)
             }
             Target::Cluster(nodes) => {
-                let clients = nodes.iter().map(|n| open(n)).collect::<Result<Vec<_>>>()?;
-                let cluster = ClusterClient::builder(nodes.clone())
+                let clients = nodes
+                    .iter()
+                    .map(|n| open(n, tls.as_ref()))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut cluster = ClusterClient::builder(nodes.clone())
                     .connection_timeout(ct)
                     .response_timeout(rt)
-                    .retries(3)
+                    .retries(3);
+                if let Some(certs) = tls {
+                    cluster = cluster.certs(certs);
+                }
+                let cluster = cluster
                     .build()
                     .map_err(|e| map_redis(e, "Redis Cluster configuration"))?;
                 let conn = connect_bounded(ct, cluster.get_async_connection()).await?;
@@ -476,8 +484,16 @@ pub(crate) async fn manager(
     .await
 }
 
-pub(crate) fn open(url: &str) -> Result<redis::Client> {
-    redis::Client::open(url).map_err(|e| {
+/// A client for one node. `tls`: the root certificates of a private CA
+/// (for a `rediss://` URL), else redis-rs's defaults.
+pub(crate) fn open(url: &str, tls: Option<&redis::TlsCertificates>) -> Result<redis::Client> {
+    let client = match tls {
+        Some(certs) if url.to_ascii_lowercase().starts_with("rediss://") => {
+            redis::Client::build_with_tls(url, certs.clone())
+        }
+        _ => redis::Client::open(url),
+    };
+    client.map_err(|e| {
         Error::invalid_config(format!(
             "{:?} is not a valid Redis URL",
             crate::config::redact(url)

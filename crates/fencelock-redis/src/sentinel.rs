@@ -39,6 +39,8 @@ pub(crate) struct SentinelConn {
 
 struct Shared {
     spec: SentinelSpec,
+    /// The root certificates of a private CA, for every client made later.
+    tls: Option<redis::TlsCertificates>,
     sentinels: Vec<redis::Client>,
     connect_timeout: Duration,
     response_timeout: Duration,
@@ -60,13 +62,14 @@ impl SentinelConn {
     /// a `PUBLISH` on the primary reaches its replicas).
     pub(crate) async fn connect(
         spec: &SentinelSpec,
+        tls: Option<redis::TlsCertificates>,
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<(Self, Vec<redis::Client>)> {
         let sentinels = spec
             .sentinels
             .iter()
-            .map(|u| open(u))
+            .map(|u| open(u, tls.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let (addr, _) = ask_primary(
             &sentinels,
@@ -76,19 +79,20 @@ impl SentinelConn {
             response_timeout,
         )
         .await?;
-        let client = open(&spec.node_url(&addr.0, addr.1))?;
+        let client = open(&spec.node_url(&addr.0, addr.1), tls.as_ref())?;
         let conn = manager(&client, connect_timeout, response_timeout).await?;
         let mut clients = vec![client];
         for (host, port) in
             ask_replicas(&sentinels, &spec.master, connect_timeout, response_timeout).await
         {
-            if let Ok(c) = open(&spec.node_url(&host, port)) {
+            if let Ok(c) = open(&spec.node_url(&host, port), tls.as_ref()) {
                 clients.push(c);
             }
         }
         tracing::debug!(master = %spec.master, primary = ?addr, "fencelock-redis: primary found through Sentinel");
         let shared = Arc::new(Shared {
             spec: spec.clone(),
+            tls,
             sentinels,
             connect_timeout,
             response_timeout,
@@ -153,7 +157,7 @@ impl Shared {
             return;
         }
         let url = self.spec.node_url(&addr.0, addr.1);
-        let conn = match open(&url) {
+        let conn = match open(&url, self.tls.as_ref()) {
             Ok(client) => manager(&client, self.connect_timeout, self.response_timeout).await,
             Err(e) => Err(e),
         };

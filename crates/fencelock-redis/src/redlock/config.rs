@@ -1,11 +1,12 @@
 //! The Redlock builder: `redlock://h1:p1,h2:p2,…` URLs and settings.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use fencelock_core::{Error, Result};
 
-use crate::config::{redact, RedisLockBuilder, Target};
+use crate::config::{redact, CaSource, RedisLockBuilder, Target};
 use crate::keys::{validate_prefix, DEFAULT_PREFIX};
 use crate::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECHECK, DEFAULT_RESPONSE_TIMEOUT};
 
@@ -27,8 +28,9 @@ pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(30);
 /// `redlocks://…` for TLS): N independent Redis servers (not replicas of
 /// each other, not a Cluster), sharing one user name and password. Query
 /// parameters: `prefix`, `node_timeout_ms` (default 200), `connect_timeout_ms`
-/// (default 3000), `max_recheck_ms` (default 2000); others pass through to
-/// redis-rs for every node.
+/// (default 3000), `max_recheck_ms` (default 2000), and for `redlocks://`
+/// `ca_file` (as [`RedisLockBuilder::with_tls_ca_file`]); others pass
+/// through to redis-rs for every node.
 ///
 /// `Debug` never prints a password.
 #[derive(Clone)]
@@ -40,6 +42,7 @@ pub struct RedlockLockBuilder {
     pub(crate) budget: Duration,
     pub(crate) max_recheck: Duration,
     pub(crate) retry_jitter: Duration,
+    pub(crate) tls_ca: Option<CaSource>,
 }
 
 impl RedlockLockBuilder {
@@ -52,6 +55,7 @@ impl RedlockLockBuilder {
             budget: DEFAULT_RESPONSE_TIMEOUT,
             max_recheck: DEFAULT_MAX_RECHECK,
             retry_jitter: DEFAULT_RETRY_JITTER,
+            tls_ca: None,
         }
     }
 
@@ -119,6 +123,7 @@ impl RedlockLockBuilder {
             .with_prefix(parsed.prefix)
             .with_connect_timeout(parsed.connect_timeout);
         b.budget = parsed.response_timeout;
+        b.tls_ca = parsed.tls_ca;
         if let Some(t) = node_timeout {
             b = b.with_node_timeout(t);
         }
@@ -190,6 +195,23 @@ impl RedlockLockBuilder {
         self
     }
 
+    /// Verifies every node's TLS certificate against the CA certificate(s)
+    /// in this PEM file (needs `rediss://` nodes); as
+    /// [`RedisLockBuilder::with_tls_ca_file`].
+    #[must_use]
+    pub fn with_tls_ca_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.tls_ca = Some(CaSource::File(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// As [`with_tls_ca_file`](Self::with_tls_ca_file), with the PEM bytes
+    /// given directly.
+    #[must_use]
+    pub fn with_tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(CaSource::Pem(pem.into()));
+        self
+    }
+
     /// The number of nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -197,6 +219,15 @@ impl RedlockLockBuilder {
 
     pub(crate) fn validate(&self) -> Result<()> {
         validate_prefix(&self.prefix)?;
+        if self.tls_ca.is_some() {
+            // Checked here, so that a bad CA is a config error and not "no majority reachable".
+            for i in 0..self.nodes.len() {
+                self.node(i).validate()?;
+            }
+            if let Some(ca) = &self.tls_ca {
+                ca.load()?;
+            }
+        }
         for (name, d) in [
             ("connect timeout", self.connect_timeout),
             ("node timeout", self.node_timeout),
@@ -213,11 +244,13 @@ impl RedlockLockBuilder {
 
     /// The single-server builder of node `i`.
     pub(crate) fn node(&self, i: usize) -> RedisLockBuilder {
-        RedisLockBuilder::with_target(Target::Single(self.nodes[i].clone()))
+        let mut b = RedisLockBuilder::with_target(Target::Single(self.nodes[i].clone()))
             .with_prefix(self.prefix.clone())
             .with_connect_timeout(self.connect_timeout)
             .with_response_timeout(self.node_timeout)
-            .with_max_recheck_interval(self.max_recheck)
+            .with_max_recheck_interval(self.max_recheck);
+        b.tls_ca = self.tls_ca.clone();
+        b
     }
 
     /// Connects to every node concurrently (a majority must answer within
@@ -246,6 +279,7 @@ impl fmt::Debug for RedlockLockBuilder {
             .field("node_timeout", &self.node_timeout)
             .field("max_recheck", &self.max_recheck)
             .field("retry_jitter", &self.retry_jitter)
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }
