@@ -37,54 +37,62 @@ Beside it, on the same servers in the same run:
 ";
 
 pub(super) const WHY: &str = "
-Why targets are missed, where they are (the `server requests / cycle` column of the results
-counts what the servers saw; file and line references are for the maintainers):
+Why targets are missed, where they are (the `server requests / cycle` column counts what the
+servers saw; file references are for the maintainers). Each of these was looked into; what
+could be fixed without weakening a guarantee was fixed (the list after this one), and what
+is left is a price of a guarantee, or a limit of the target itself.
 
-- **Redis cycle vs floor.** Both make 2 round trips per cycle (`round trips / cycle` below);
-  fencelock's scripts do more inside Redis (`INCR` of the fence counter, the owner:token value,
-  a `PUBLISH` on release: 8 commands against the floor's 4) and the client does more around
-  them (a guard and its watchdog task per grant, a bound on every call). The gap is client and
-  script work, not round trips.
-- **ZooKeeper cycle vs floor and vs zookeeper-client's recipe.** About 8 server requests per
-  cycle against the floor's 3 and the recipe's 5: on a fresh key fencelock's create fails with
-  `NoNode`, it creates the CONTAINER parent (and tolerates `NodeExists`), creates again, lists
-  the children, sets an `exists` watch on its own node (to see revocation), and deletes; several
-  of these are writes, which cost most (crates/fencelock-zookeeper/src/lock.rs, the create path
-  near line 122 and 156).
-- **etcd cycle vs floor and vs the Lock RPC.** 3 requests per cycle against 2 (enqueue
-  transaction, a read to confirm the key is still ours, delete), yet more than 1.5× the time:
-  the rest is client-side (session lease lookup, endpoint handling).
-- **etcd hot key (fencelock and the Lock RPC alike).** Both wait with a watch that starts at
-  an old revision (fencelock: the predecessor's create revision,
-  crates/fencelock-etcd/src/grant.rs line 109; the Lock RPC: the revision of its read). etcd
-  registers such a watcher as *unsynced*, and unsynced watchers are only caught up by a loop
-  that runs every 100 ms. A waiter that queued while the holder held (with 2 clients: every
-  other grant) hears of the release up to 100 ms late: p99 near 100 ms and only 20–70 grants/s
-  with 2–8 clients. The p50 passes because the other hand-offs go to waiters whose watch had
-  already caught up. Starting the watch at the read's header revision + 1 makes it a synced
-  watcher, notified at once on the delete (a delete that raced the read is still delivered, by
-  the same catch-up loop): a cheap fix.
-- **Redis renewal at H = 10,000.** Up to H = 100 it is one round trip per period: locks
-  taken within one 2 ms window renew in one pipeline. At 10,000 three things add up: a batch
-  holds at most 512 renewals (`with_renew_batch_max`, default 512), so 10,000 need at least 20
-  pipelines; Redis reads a pipeline 16 KiB at a time, so a big pipeline counts as several read
-  events (about 70 for 10,000 `EVALSHA`s even in one pipeline: the counter overstates round
-  trips there); and each guard's watchdog renews on its own clock (TTL/3 after its own grant),
-  so locks taken over more than 2 ms fall into different windows. A cheap fix for the last:
-  round each guard's renewal instant to a per-client grid, e.g. a multiple of the batch window
-  or of TTL/6 (crates/fencelock-core/src/watchdog.rs, `renew_loop`, the
-  `sleep_until(state.basis + every)`).
-- **etcd memory per held lock.** Every etcd grant keeps its own `revoked` watch
-  (crates/fencelock-etcd/src/lock.rs line 485, `wait_deleted` in grant.rs), and etcd-client's
-  `watch` opens a new gRPC stream per call: tens of KiB of HTTP/2 stream state per lock in the
-  client (and a watch stream per lock on the server). A shared watch stream per client
-  (etcd-client's `Watcher::watch` adds watches to an open stream), or one prefix watch on the
-  client's own contender keys, would make it a few hundred bytes.
-- **Hot key vs rslock.** rslock's grants/s are high because it is unfair: the client that just
-  released tries again at once and wins, while the others sleep 0–200 ms between retries (see
-  the top client's share of grants, and the hand-off to *another* client, which is what
-  waiters experience). fencelock's Redis backend is unfair too, but its waiters are woken by
-  pub/sub and compete on every release. Grants/s alone rewards monopolising the lock.
+- **Redis: throughput with 8 and 64 clients, below rslock's.** Both make 2 round trips per
+  cycle, but fencelock's acquire is a Lua script (`SET NX PX`, then `INCR` of the fence counter
+  and the `owner:token` value) and its release publishes a wake-up: 8 commands per cycle
+  inside Redis against the floor's and rslock's 4. With several clients the single-threaded
+  server, sharing 2 cores with the clients, is the bottleneck, so the fencing token's server
+  work shows as lower throughput. With one client the round trip dominates and fencelock is
+  at or near the floor. Redlock is the same per node: 6 round trips per cycle on 3 nodes, like
+  rslock, with twice its commands.
+- **Redis and Redlock: hot-key grants/s against rslock.** rslock's grants/s are high because
+  it is unfair: the client that just released tries again at once and wins, while the others
+  sleep 0–200 ms between retries (see the top client's share of grants, and the hand-off to
+  *another* client, which is what waiters experience). fencelock's Redis waiters are woken by
+  pub/sub and all of them try on every release (a herd across clients, as Redisson's non-fair
+  lock): with 32 clients, 31 scripts per release. A server-side queue that wakes only its head
+  (Redisson's fair lock) would cut that; it is not built. 5x rslock's grants/s would also need
+  more grants per second than a single client's cycle rate on this machine.
+- **Redis renewal at H = 10,000.** Renewals fall on a per-process grid of the renewal interval
+  (crates/fencelock-core/src/watchdog.rs), so all of a client's renewals go out in the same
+  instant, as pipelines of up to 512 (`with_renew_batch_max`); but 10,000 `EVALSHA`s are about
+  1.2 MB, which Redis reads 16 KiB at a time, so its read counter (the `round trips` column)
+  counts dozens of reads for what the client sends at once. The client-side round trips per
+  period are the pipelines, sent concurrently: one round trip of latency.
+- **ZooKeeper ensemble: cycle vs floor.** Both make 3 requests per cycle now (two writes and
+  a read), and on one server fencelock is within the target. On the ensemble each client's
+  session lands on a random member, and a follower forwards every write to the leader: which
+  member each implementation's client got differs per run, and with three JVMs and the
+  benchmark on 2 cores that and scheduling dominate. Not investigated further.
+- **etcd: throughput with 64 clients, below the Lock RPC.** Each fencelock client keeps its
+  own lease, keep-alive stream and watch stream; 64 of them on 2 cores cost more client CPU
+  than the Lock RPC's plain unary calls.
+- **etcd: hot-key p99.** A waiter's watch is created live (at the server's current revision),
+  which etcd serves at once; a watch from an older revision is *unsynced* and etcd 3.4 catches
+  those up only every 100 ms, which is what the Lock RPC pays (p99 near 100 ms). The tail that
+  is left comes from scheduling on the loaded machine and the occasional extra read when other
+  writes land between the waiter's read and its watch.
+
+Fixed after the first run (2026-11-25), measured in the run above:
+
+- ZooKeeper: 3 requests per uncontended cycle (was 7.5): the parent container and the child
+  are created in one transaction on a fresh key; a child created with its parent skips the
+  children list (it is first); the own-node watch is fired by the release's delete instead of
+  a `removeWatches` request; `exists` and `getChildren` go out together.
+- etcd: 2 requests per uncontended cycle (was 4): the enqueue transaction also reads the
+  predecessor; an immediate grant needs no separate ownership read (the etcd#11456 check stays
+  on every waiter's wake-up). One watch stream per client carries every grant's and waiter's
+  watch (was one stream per held lock: 32 KB of client memory per lock, now under 3 KB).
+  Waiters' watches are live (see above).
+- Every backend: renewals aligned on a per-process grid, so they batch whatever the spread of
+  the acquisitions.
+- The benchmark warms each implementation up (0.3 s, unmeasured) before measuring it: the
+  first implementation measured after the servers start was paying their warm-up.
 ";
 
 pub(super) const RENEWAL_NOTES: &str = "
