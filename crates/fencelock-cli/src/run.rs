@@ -118,6 +118,9 @@ pub async fn run(url: &str, json: bool, args: RunArgs) -> u8 {
     code
 }
 
+/// How long a lost lock's best-effort release may delay the exit.
+const LOST_RELEASE_BOUND: Duration = Duration::from_millis(500);
+
 /// Runs the command while holding `guard`; stops it when the lock is lost.
 async fn supervise(args: &RunArgs, json: bool, guard: LockGuard, signals: &mut Signals) -> u8 {
     let token = guard.token();
@@ -164,7 +167,15 @@ async fn supervise(args: &RunArgs, json: bool, guard: LockGuard, signals: &mut S
             sig = signals.next() => send(pid, sig),
         }
     };
-    let released = guard.release().await;
+    let released = if was_lost {
+        // Best effort only: the store may be the reason the lock was lost
+        // (down, paused, cut off), and a script waits for our exit code.
+        // (Its outcome does not change ours: the lock was lost.)
+        let _ = tokio::time::timeout(LOST_RELEASE_BOUND, guard.release()).await;
+        Ok(())
+    } else {
+        guard.release().await
+    };
     let code = match status {
         Ok(s) => status_code(s),
         Err(e) => {
