@@ -2,6 +2,9 @@
 //! single-member etcd that serves clients only over HTTPS. The CA and the
 //! server certificate are made by the `openssl` CLI at test time.
 
+#[path = "../../../tests/support/pki.rs"]
+mod pki;
+
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use fencelock_core::{DistributedLock, Error, ErrorKind, LockOptions};
 use fencelock_etcd::{EtcdLock, EtcdLockBuilder};
+use pki::Pki;
 
 /// Whole-call bound for the error cases: the timeouts they use (2 s
 /// connect, 2 s per call) plus a generous margin for a noisy machine.
@@ -20,104 +24,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// A throwaway CA and a server certificate for 127.0.0.1 (IP SAN).
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let pki = Pki { dir };
-        pki.make_ca("ca");
-        pki.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(
-            pki.path("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .expect("write server.ext");
-        pki.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]);
-        pki
-    }
-
-    /// A self-signed CA `<name>.crt` / `<name>.key`.
-    fn make_ca(&self, name: &str) -> PathBuf {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=fencelock test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        self.path(&format!("{name}.crt"))
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("the openssl CLI runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.path("ca.crt")
-    }
 }
 
 /// One etcd serving clients only on `https://127.0.0.1:PORT`, with auth

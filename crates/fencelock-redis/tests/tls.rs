@@ -3,117 +3,22 @@
 //! certificate are made by the `openssl` CLI at test time.
 
 mod common;
+#[path = "../../../tests/support/pki.rs"]
+mod pki;
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::free_port;
 use fencelock_core::{DistributedLock, Error, ErrorKind, LockOptions};
 use fencelock_redis::{RedisLock, RedisLockBuilder, RedlockLock};
+use pki::Pki;
 
 /// Whole-call bound for the error cases: the connect timeout they use (2 s)
 /// plus a generous margin for a noisy machine.
 const FAIL_BOUND: Duration = Duration::from_secs(6);
-
-/// A throwaway CA and a server certificate for 127.0.0.1 (IP SAN).
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let pki = Pki { dir };
-        pki.make_ca("ca");
-        pki.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(
-            pki.path("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .expect("write server.ext");
-        pki.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]);
-        pki
-    }
-
-    /// A self-signed CA `<name>.crt` / `<name>.key`.
-    fn make_ca(&self, name: &str) -> PathBuf {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=fencelock test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        self.path(&format!("{name}.crt"))
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("the openssl CLI runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.path("ca.crt")
-    }
-}
 
 /// One redis-server listening only on a TLS port, with the ACL user
 /// `alice`/`secret` and the `default` user disabled (so every connection
