@@ -14,6 +14,7 @@ mod lease;
 mod lock;
 mod memory;
 mod options;
+pub mod parse;
 mod token;
 mod watchdog;
 

@@ -661,24 +661,7 @@ fn parse_ms(name: &str, value: &str) -> Result<Duration> {
         })
 }
 
-/// `%XX` decoding of a URL parameter value (`None` for a bad escape or
-/// invalid UTF-8).
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub(crate) use fencelock_core::parse::percent_decode;
 
 fn check_node_url(url: &str) -> Result<()> {
     let lower = url.to_ascii_lowercase();
