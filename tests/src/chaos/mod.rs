@@ -12,6 +12,7 @@
 pub mod checker;
 pub mod client;
 pub mod events;
+pub mod member_partition;
 pub mod nemesis;
 pub mod netns;
 pub mod partition;
@@ -25,8 +26,9 @@ pub use report::Report;
 pub use run::{Bins, Settings};
 
 /// The scenarios this harness runs itself (S5–S8 are the Redis HA proofs
-/// of `tests/redis_ha.rs`). S12 and S13's packet loss (`S13-loss`, which
-/// `S13` includes) need root: they build network namespaces.
+/// of `tests/redis_ha.rs`). S12 (with `S12-member`, which `S12` includes)
+/// and S13's packet loss (`S13-loss`, which `S13` includes) need root:
+/// they build network namespaces.
 pub const SCENARIOS: &[&str] = &[
     "S0", "S1", "S2", "S3", "S4", "S10", "S11", "S12", "S13", "S15",
 ];
@@ -44,6 +46,7 @@ pub fn backends_for(scenario: &str) -> &'static [&'static str] {
             "zookeeper-ensemble",
             "etcd-cluster",
         ],
+        "S12-MEMBER" => &["etcd-cluster", "zookeeper-ensemble"],
         "S10" => &["etcd-cluster"],
         "S11" => &["zookeeper", "zookeeper-ensemble"],
         _ => &[],
@@ -64,8 +67,10 @@ pub struct Job {
 /// The runs for `scenarios` (all of [`SCENARIOS`] when empty) on the
 /// backends that match `backends` (a backend matches a name it starts
 /// with, so `etcd` selects `etcd-cluster` too; all when empty). S2 runs
-/// fenced and unfenced on every lease-based backend; `S13` is the proxy's
-/// delays and `S13-loss` (iptables packet loss), which may be asked alone.
+/// fenced and unfenced on every lease-based backend; `S12` is the clients'
+/// cut and `S12-member` (a cluster's leader cut from the other members),
+/// `S13` the proxy's delays and `S13-loss` (iptables packet loss); the
+/// second halves may be asked alone.
 pub fn plan(scenarios: &[String], backends: &[String]) -> Vec<Job> {
     let chosen: Vec<String> = if scenarios.is_empty() {
         SCENARIOS.iter().map(|s| (*s).to_string()).collect()
@@ -77,6 +82,8 @@ pub fn plan(scenarios: &[String], backends: &[String]) -> Vec<Job> {
         .flat_map(|s| {
             if s == "S13" {
                 vec![s, "S13-LOSS".to_string()]
+            } else if s == "S12" {
+                vec![s, "S12-MEMBER".to_string()]
             } else {
                 vec![s]
             }
@@ -89,10 +96,10 @@ pub fn plan(scenarios: &[String], backends: &[String]) -> Vec<Job> {
                 continue;
             }
             jobs.push(Job {
-                scenario: if sc == "S13-LOSS" {
-                    "S13-loss".to_string()
-                } else {
-                    sc.clone()
+                scenario: match sc.as_str() {
+                    "S13-LOSS" => "S13-loss".to_string(),
+                    "S12-MEMBER" => "S12-member".to_string(),
+                    _ => sc.clone(),
                 },
                 backend: (*b).to_string(),
                 fenced: true,
@@ -121,6 +128,7 @@ pub async fn run(job: &Job, s: &Settings, bins: &Bins) -> Report {
         "S10" => scenarios::s10(b, s, bins).await,
         "S11" => scenarios::s11(b, s, bins).await,
         "S12" => partition::s12(b, s, bins).await,
+        "S12-member" | "S12-MEMBER" => member_partition::s12_member(b, s, bins).await,
         "S13" => scenarios::s13(b, s, bins).await,
         "S13-loss" | "S13-LOSS" => partition::s13_loss(b, s, bins).await,
         "S15" => probes::s15(b).await,

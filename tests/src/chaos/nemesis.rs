@@ -8,21 +8,20 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::fixture::{probe, wait_until, Fixture, ServerProcess};
+use crate::fixture::{probe_at, wait_until, Fixture, ServerProcess};
 
 /// Whether server `i` of `f` answers its client port as its kind of server
 /// should (Redis `PING`, ZooKeeper `srvr`, etcd `/health`).
 pub async fn answers(f: &Fixture, i: usize) -> bool {
-    let port = f.endpoints()[i].port();
+    let ep = f.endpoints()[i];
     let backend = f.backend();
     if backend.starts_with("redis") || backend == "redlock" {
-        probe(port, b"PING\r\n", "+PONG").await
+        probe_at(ep, b"PING\r\n", "+PONG").await
     } else if backend.starts_with("zookeeper") {
-        probe(port, b"srvr", "Mode:").await
+        probe_at(ep, b"srvr", "Mode:").await
     } else if backend.starts_with("etcd") {
-        let req =
-            format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        probe(port, req.as_bytes(), "\"health\":\"true\"").await
+        let req = format!("GET /health HTTP/1.1\r\nHost: {ep}\r\nConnection: close\r\n\r\n");
+        probe_at(ep, req.as_bytes(), "\"health\":\"true\"").await
     } else {
         false
     }

@@ -1,7 +1,8 @@
 //! The network scenarios that need namespaces ([`netns`](super::netns)):
 //! S12 (the holder's namespace cut from the servers by iptables, then
-//! healed) and the packet-loss half of S13 (iptables drops a random share
-//! of every client's packets to and from the servers).
+//! healed; S12-member is in [`member_partition`](super::member_partition))
+//! and the packet-loss half of S13 (iptables drops a random share of every
+//! client's packets to and from the servers).
 
 use std::time::Duration;
 
@@ -28,23 +29,27 @@ pub const IN_FLIGHT: Duration = Duration::from_millis(200);
 /// How long one `acquire` waits in these scenarios (ms).
 pub const WAIT_MS: u64 = 6000;
 
+/// How long one `acquire` waits in S12-member (ms): four clients take
+/// turns holding, one of them for up to 8.3 s (ZooKeeper).
+pub const MEMBER_WAIT_MS: u64 = 15_000;
+
 /// The share of packets S13's loss drops, each direction.
 pub const LOSS: f64 = 0.1;
 
-fn left(run: &Run) -> Duration {
+pub(super) fn left(run: &Run) -> Duration {
     Duration::from_nanos(
         u64::try_from(run.until_ns().saturating_sub(monotonic_ns())).unwrap_or(u64::MAX),
     )
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn ms(ns: i128) -> f64 {
+pub(super) fn ms(ns: i128) -> f64 {
     ns as f64 / 1e6
 }
 
 /// Namespaces, the store, the resource and `s.clients` clients, one per
 /// namespace; `None` (with the error in `r`) when any of it fails.
-async fn start(
+pub(super) async fn start(
     r: &mut Report,
     backend: &str,
     run_for: Duration,
@@ -82,7 +87,7 @@ async fn start(
 
 /// One cut of S12.
 #[derive(Debug, Clone, Copy)]
-struct Cut {
+pub(super) struct Cut {
     client: usize,
     grant: (usize, usize, u64),
     start: u128,
@@ -91,7 +96,11 @@ struct Cut {
 }
 
 /// The latest deadline grant `g` knew before `before` (ns).
-fn deadline_before(events: &[Event], g: (usize, usize, u64), before: u128) -> Option<u128> {
+pub(super) fn deadline_before(
+    events: &[Event],
+    g: (usize, usize, u64),
+    before: u128,
+) -> Option<u128> {
     events
         .iter()
         .filter(|e| e.grant_id() == g && e.ns <= before)

@@ -7,7 +7,7 @@ use fencelock::{Capabilities, Expiry};
 
 use super::client::{self, ClientProc, Config};
 use super::events::{Event, Fault, Kind, Log};
-use super::netns::Net;
+use super::netns::{Members, Net};
 use super::resource::{Resource, Stats};
 use crate::fixture::Fixture;
 use crate::monotonic_ns;
@@ -166,6 +166,9 @@ pub struct Run {
     started: u128,
     /// Temporary files (restarted servers' logs).
     pub scratch: tempfile::TempDir,
+    /// The server members' network namespaces (S12-member), removed after
+    /// the servers (the fixture, the first field, drops first).
+    pub members: Option<Members>,
     /// The clients' network namespaces (S12, S13), removed after
     /// everything else (the last field drops last).
     pub net: Option<Net>,
@@ -203,14 +206,50 @@ impl Run {
         bins: &Bins,
         net: Option<Net>,
     ) -> Result<Run, String> {
-        let (fixture, resource, url) = match &net {
-            Some(n) => {
+        Run::start_inner(backend, fenced, run_for, work_ms, bins, net, None).await
+    }
+
+    /// [`start`](Self::start) with each server member in one of
+    /// `members`' namespaces ([`Fixture::start_placed`]); the clients and
+    /// the resource stay in the root namespace.
+    ///
+    /// # Errors
+    ///
+    /// When the store or the resource does not start.
+    pub async fn start_members(
+        backend: &str,
+        fenced: bool,
+        run_for: Duration,
+        work_ms: (u64, u64),
+        bins: &Bins,
+        members: Members,
+    ) -> Result<Run, String> {
+        Run::start_inner(backend, fenced, run_for, work_ms, bins, None, Some(members)).await
+    }
+
+    async fn start_inner(
+        backend: &str,
+        fenced: bool,
+        run_for: Duration,
+        work_ms: (u64, u64),
+        bins: &Bins,
+        net: Option<Net>,
+        members: Option<Members>,
+    ) -> Result<Run, String> {
+        let (fixture, resource, url) = match (&net, &members) {
+            (_, Some(m)) => {
+                let f = Fixture::start_placed(backend, &m.placements()).await?;
+                let res = Resource::start(&bins.resource, fenced).await?;
+                let url = tuned(backend, &f.url());
+                (f, res, url)
+            }
+            (Some(n), None) => {
                 let f = Fixture::start_on(backend, n.server_ip()).await?;
                 let res = Resource::start_on(&bins.resource, fenced, Some(n.resource_ip())).await?;
                 let url = tuned(backend, &f.url_via(&f.endpoints_on(n.server_ip())));
                 (f, res, url)
             }
-            None => {
+            (None, None) => {
                 let f = Fixture::start(backend).await?;
                 let res = Resource::start(&bins.resource, fenced).await?;
                 let url = tuned(backend, &f.url());
@@ -244,6 +283,7 @@ impl Run {
             in_process: Vec::new(),
             started,
             scratch: tempfile::tempdir().map_err(|e| e.to_string())?,
+            members,
             net,
         })
     }
@@ -301,6 +341,33 @@ impl Run {
             self.procs.push(Some(p));
         }
         self.proxies.push(group);
+        Ok(id)
+    }
+
+    /// Starts a client process with `tasks` tasks that talks to
+    /// `endpoints` only (a subset or an order of the fixture's, e.g. one
+    /// member of a cluster). Returns its client number.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot start, or the clients need namespaces.
+    pub fn add_client_via(
+        &mut self,
+        tasks: usize,
+        endpoints: &[std::net::SocketAddr],
+    ) -> Result<usize, String> {
+        if self.net.is_some() || self.fixture.backend() == "memory" {
+            return Err("add_client_via: only for processes in the root namespace".into());
+        }
+        let id = self.procs.len();
+        let cfg = Config {
+            tasks,
+            url: tuned(self.fixture.backend(), &self.fixture.url_via(endpoints)),
+            ..self.cfg.clone()
+        };
+        let p = ClientProc::spawn_in(&[], &self.bins.client, &cfg, id, &self.log)?;
+        self.procs.push(Some(p));
+        self.proxies.push(None);
         Ok(id)
     }
 
@@ -391,6 +458,13 @@ impl Run {
         if let Some(n) = &self.net {
             for i in 0..n.groups() {
                 if let Err(e) = n.heal(i) {
+                    problems.push(e);
+                }
+            }
+        }
+        if let Some(m) = &self.members {
+            for i in 0..m.count() {
+                if let Err(e) = m.heal(i) {
                     problems.push(e);
                 }
             }
