@@ -17,16 +17,21 @@ pub(crate) fn map_redis(e: RedisError, what: &str) -> Error {
         Some(d) => format!("{what}: {d}"),
         None => what.to_string(),
     };
-    let err = if e.is_timeout() {
+    // The cluster client reports a failed AUTH on its initial connections as
+    // an I/O error whose text carries the real kind.
+    let auth_failed = e.kind() == RK::AuthenticationFailed
+        || (e.kind() == RK::Io && e.to_string().contains("AuthenticationFailed"));
+    let err = if auth_failed {
+        Error::connection(format!(
+            "{message}: authentication failed (check user name and password)"
+        ))
+        .with_retryable(false)
+    } else if e.is_timeout() {
         Error::timeout(format!("{message}: Redis did not answer in time"))
     } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
         Error::connection(message)
     } else {
         match e.kind() {
-            RK::AuthenticationFailed => Error::connection(format!(
-                "{message}: authentication failed (check user name and password)"
-            ))
-            .with_retryable(false),
             RK::InvalidClientConfig => Error::invalid_config(message),
             RK::ClusterConnectionNotFound => Error::connection(message),
             RK::Server(SK::ClusterDown | SK::TryAgain | SK::MasterDown | SK::BusyLoading) => {

@@ -460,8 +460,10 @@ async fn rediss_cluster_with_a_private_ca() {
     let err = build_err(RedisLock::builder(&cluster.url("alice:secret@", "")).unwrap()).await;
     assert_eq!(err.kind(), ErrorKind::Connection, "{}", chain(&err));
     let err = build_err(RedisLock::builder(&cluster.url("alice:wrong@", &q)).unwrap()).await;
+    assert_eq!(err.kind(), ErrorKind::Connection, "{}", chain(&err));
+    assert!(!err.is_retryable(), "{}", chain(&err));
     assert!(
-        matches!(err.kind(), ErrorKind::Connection),
+        err.to_string().contains("authentication failed"),
         "{}",
         chain(&err)
     );
