@@ -231,15 +231,7 @@ pub async fn s12_member(backend: &str, s: &Settings, bins: &Bins) -> Report {
         let effective = monotonic_ns();
         if cuts.is_empty() {
             if let Ok(rules) = m.rules(l) {
-                r.notes.push(format!(
-                    "cut rules in {}: {}",
-                    m.ns(l),
-                    rules
-                        .lines()
-                        .filter(|l| l.starts_with("-A"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ));
+                r.notes.push(rules_note(&m.ns(l), &rules));
             }
         }
         let (stepped, elected) =

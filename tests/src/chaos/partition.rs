@@ -95,6 +95,13 @@ pub(super) struct Cut {
     heal: u128,
 }
 
+/// A report note listing the iptables rules (`-A` lines of `iptables -S`)
+/// in force in namespace `ns`.
+pub(super) fn rules_note(ns: &str, rules: &str) -> String {
+    let added: Vec<&str> = rules.lines().filter(|l| l.starts_with("-A")).collect();
+    format!("cut rules in {ns}: {}", added.join("; "))
+}
+
 /// The latest deadline grant `g` knew before `before` (ns).
 pub(super) fn deadline_before(
     events: &[Event],
@@ -154,15 +161,7 @@ pub async fn s12(backend: &str, s: &Settings, bins: &Bins) -> Report {
         let effective = monotonic_ns();
         if cuts.is_empty() {
             if let Ok(rules) = net.rules(c) {
-                r.notes.push(format!(
-                    "cut rules in {}: {}",
-                    net.ns(c),
-                    rules
-                        .lines()
-                        .filter(|l| l.starts_with("-A"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ));
+                r.notes.push(rules_note(&net.ns(c), &rules));
             }
         }
         tokio::time::sleep(cut_for).await;
