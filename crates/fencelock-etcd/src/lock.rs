@@ -15,6 +15,7 @@ use fencelock_core::{
     Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 use futures_util::FutureExt;
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::config::EtcdLockBuilder;
@@ -100,20 +101,40 @@ enum Outcome {
 
 /// Cleans up a contender key when an acquire is dropped or gives up before a
 /// grant: deletes the key (by owner) in the background.
+///
+/// The enqueue transaction runs in a task of its own (`inflight`), so an
+/// acquire dropped while it is on the wire does not race it: the cleanup
+/// waits for its answer and deletes after. Without that, the delete could
+/// reach etcd first (another HTTP/2 stream, or another endpoint) and the put
+/// landing after it would leave a key nobody holds on a lease that is kept
+/// alive: the lock blocked until the client goes away.
 struct Pending {
     endpoints: Arc<Endpoints>,
     etcd_key: String,
     owner: OwnerId,
+    inflight: Option<JoinHandle<Result<Queued>>>,
     armed: bool,
 }
 
 impl Pending {
-    /// Deletes the key now (used on the ordinary give-up paths).
+    /// Waits for the enqueue transaction's answer.
+    async fn queued(&mut self) -> Result<Queued> {
+        let Some(task) = self.inflight.as_mut() else {
+            return Err(Error::backend("etcd enqueue awaited twice"));
+        };
+        let answer = task.await;
+        self.inflight = None;
+        answer.unwrap_or_else(|e| Err(Error::backend(format!("etcd enqueue task failed: {e}"))))
+    }
+
+    /// Deletes the key now (used on the ordinary give-up paths). Stays armed
+    /// until etcd answered, so an acquire dropped meanwhile still cleans up.
     async fn cancel(mut self) -> Result<()> {
-        self.armed = false;
-        delete_if_owner(&self.endpoints, &self.etcd_key, &self.owner.simple(), None)
+        let done = delete_if_owner(&self.endpoints, &self.etcd_key, &self.owner.simple(), None)
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.armed = done.is_err();
+        done
     }
 }
 
@@ -125,8 +146,12 @@ impl Drop for Pending {
         let endpoints = Arc::clone(&self.endpoints);
         let key = std::mem::take(&mut self.etcd_key);
         let owner = self.owner.simple();
+        let inflight = self.inflight.take();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
+                if let Some(task) = inflight {
+                    let _ = task.await;
+                }
                 if let Err(e) = delete_if_owner(&endpoints, &key, &owner, None).await {
                     tracing::debug!(key = %key, error = %e, "cleanup of a cancelled acquire failed; the lease frees it");
                 }
@@ -468,20 +493,28 @@ impl EtcdLock {
         let owner = OwnerId::random();
         let owner_s = owner.simple();
         let etcd_key = contender_key(&contenders, lease.id, &owner_s);
+        let inflight = tokio::spawn({
+            let me = self.clone();
+            let (contenders, etcd_key, owner_s, lease_id) = (
+                contenders.clone(),
+                etcd_key.clone(),
+                owner_s.clone(),
+                lease.id,
+            );
+            async move { me.enqueue(&contenders, &etcd_key, &owner_s, lease_id).await }
+        });
         let mut pending = Pending {
             endpoints: Arc::clone(&self.inner.endpoints),
             etcd_key: etcd_key.clone(),
             owner,
+            inflight: Some(inflight),
             armed: true,
         };
         let Queued {
             mine,
             mut rev,
             place,
-        } = match self
-            .enqueue(&contenders, &etcd_key, &owner_s, lease.id)
-            .await
-        {
+        } = match pending.queued().await {
             Ok(r) => r,
             Err(e) if e.message().contains("lease not found") => {
                 // Revoked or expired before the keep-alive task noticed.
