@@ -16,7 +16,7 @@ impl Inspect for RedisLock {
             owner: info.holder.map(|o| o.to_string()),
             token: info.token.or(info.last_token),
             remaining: info.remaining,
-            waiters: None,
+            waiters: Some(info.queued),
         })
     }
 

@@ -6,14 +6,16 @@ use fencelock_core::{Error, Result};
 pub const DEFAULT_PREFIX: &str = "fencelock";
 
 /// The Redis names of one lock: `<prefix>:{<escaped key>}:lock`,
-/// `<prefix>:{<escaped key>}:fence` and the channel `<prefix>:{<escaped key>}:wake`.
+/// `<prefix>:{<escaped key>}:fence`, the waiters' queue
+/// `<prefix>:{<escaped key>}:queue` and the channel `<prefix>:{<escaped key>}:wake`.
 ///
-/// All three share the hash tag `{<escaped key>}`, so the scripts that touch
+/// All four share the hash tag `{<escaped key>}`, so the scripts that touch
 /// the lock key and the counter together are legal on Redis Cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeyNames {
     pub(crate) lock: String,
     pub(crate) fence: String,
+    pub(crate) queue: String,
     pub(crate) channel: String,
 }
 
@@ -23,6 +25,7 @@ impl KeyNames {
         KeyNames {
             lock: format!("{prefix}:{{{tag}}}:lock"),
             fence: format!("{prefix}:{{{tag}}}:fence"),
+            queue: format!("{prefix}:{{{tag}}}:queue"),
             channel: format!("{prefix}:{{{tag}}}:wake"),
         }
     }
@@ -121,6 +124,7 @@ mod tests {
         let k = KeyNames::new("fencelock", "paymentConfirm:PK-1");
         assert_eq!(k.lock, "fencelock:{paymentConfirm:PK-1}:lock");
         assert_eq!(k.fence, "fencelock:{paymentConfirm:PK-1}:fence");
+        assert_eq!(k.queue, "fencelock:{paymentConfirm:PK-1}:queue");
         assert_eq!(k.channel, "fencelock:{paymentConfirm:PK-1}:wake");
     }
 

@@ -59,8 +59,11 @@ pub struct LockInfo {
     pub remaining: Option<Duration>,
     /// The highest token handed out for this key so far (the fence counter).
     pub last_token: Option<FencingToken>,
+    /// How many `acquire` calls, of every client, are in the key's queue of
+    /// waiters (entries that have not lapsed). Redlock's waiters do not queue.
+    pub queued: usize,
     /// How many `acquire` calls of this client are waiting on the key right
-    /// now. Waiters in other clients are not counted.
+    /// now.
     pub local_waiters: usize,
 }
 
@@ -97,6 +100,34 @@ impl Drop for Cleanup {
         rt.spawn(async move {
             if let Err(e) = inner.release(&names, &owner).await {
                 tracing::debug!(error = %e, "cleanup of an abandoned acquire failed; the TTL frees the lock");
+            }
+        });
+    }
+}
+
+/// An acquire's place in the key's queue of waiters: taken out in the
+/// background when the acquire gives up or is dropped while queued.
+struct Queue {
+    inner: Arc<Inner>,
+    names: KeyNames,
+    waiter: String,
+    queued: bool,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if !self.queued {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        let names = self.names.clone();
+        let waiter = std::mem::take(&mut self.waiter);
+        rt.spawn(async move {
+            if let Err(e) = inner.leave(&names, &waiter).await {
+                tracing::debug!(error = %e, "leaving the queue failed; the entry lapses by itself");
             }
         });
     }
@@ -180,7 +211,8 @@ impl RedisLock {
     }
 
     /// Reads the state of the lock on `key`: holder, token, remaining TTL,
-    /// the fence counter, and this client's waiters. One round trip.
+    /// the fence counter, the queued waiters of every client and this
+    /// client's own waiters. One round trip.
     ///
     /// # Errors
     ///
@@ -190,8 +222,8 @@ impl RedisLock {
         let names = self.names(key);
         let mut conn = self.inner.conn.clone();
         let mut inv = INSPECT.prepare_invoke();
-        inv.key(&names.lock).key(&names.fence);
-        let (value, pttl, fence): (Option<String>, i64, Option<u64>) = bounded(
+        inv.key(&names.lock).key(&names.fence).key(&names.queue);
+        let (value, pttl, fence, queued): (Option<String>, i64, Option<u64>, usize) = bounded(
             self.inner.response_timeout,
             "inspect",
             inv.invoke_async(&mut conn),
@@ -210,6 +242,7 @@ impl RedisLock {
             token,
             remaining: u64::try_from(pttl).ok().map(Duration::from_millis),
             last_token: fence.map(FencingToken::new),
+            queued,
             local_waiters: self.inner.subscriber.waiters(&names.channel),
         })
     }
@@ -234,7 +267,7 @@ impl RedisLock {
         opts.validate()?;
         let names = self.names(key);
         let mut cleanup = self.cleanup(&names, owner);
-        let step = self.attempt(key, &names, owner, opts).await?;
+        let step = self.attempt(key, &names, owner, Waiter::None, opts).await?;
         cleanup.armed = false;
         match step {
             Step::Granted { token, sent_at } => self
@@ -311,6 +344,7 @@ impl RedisLock {
         key: &str,
         names: &KeyNames,
         owner: OwnerId,
+        waiter: Waiter<'_>,
         opts: &LockOptions,
     ) -> Result<Step> {
         let owner = owner.simple();
@@ -320,7 +354,7 @@ impl RedisLock {
             let sent_at = Instant::now();
             let reply = self
                 .inner
-                .run_acquire(names, &owner, ttl, self.inner.response_timeout)
+                .run_acquire(names, &owner, ttl, waiter, self.inner.response_timeout)
                 .await;
             return match reply {
                 Ok((1, token)) => match u64::try_from(token) {
@@ -391,8 +425,9 @@ impl RedisLock {
 }
 
 impl Inner {
-    /// One call of the acquire script (keys: lock, fence; args: owner, TTL
-    /// ms), bounded by `limit`: `(1, token)` granted, `(0, pttl)` busy.
+    /// One call of the acquire script (keys: lock, fence, queue; args:
+    /// owner, TTL ms, the waiter), bounded by `limit`: `(1, token)` granted,
+    /// `(0, pttl)` busy (and the waiter, if any, queued).
     ///
     /// With [`with_wait_replicas`](RedisLockBuilder::with_wait_replicas),
     /// the script and a `WAIT` go out as one pipeline on one connection; a
@@ -404,21 +439,25 @@ impl Inner {
         names: &KeyNames,
         owner: &str,
         ttl_ms: u64,
+        waiter: Waiter<'_>,
         limit: Duration,
     ) -> Result<(i64, i64)> {
         let mut conn = self.conn.clone();
+        let args = AcquireArgs {
+            owner,
+            ttl_ms,
+            waiter,
+            life_ms: crate::grant::ttl_ms(self.queue_entry_life()),
+        };
         let Some(wait) = self.wait_replicas else {
             let mut inv = ACQUIRE.prepare_invoke();
-            inv.key(&names.lock)
-                .key(&names.fence)
-                .arg(owner)
-                .arg(ttl_ms);
+            args.apply(names, &mut inv);
             return bounded(limit, "acquire", inv.invoke_async(&mut conn)).await;
         };
         let (reply, acked): ((i64, i64), i64) = bounded(
             limit + wait.timeout,
             "acquire + WAIT",
-            acquire_and_wait(&mut conn, names, owner, ttl_ms, wait),
+            acquire_and_wait(&mut conn, names, &args, wait),
         )
         .await?;
         let acked = usize::try_from(acked).unwrap_or(0);
@@ -452,9 +491,23 @@ impl Inner {
 
     /// Compare-and-delete by owner + PUBLISH of a wake-up.
     pub(crate) async fn release(&self, names: &KeyNames, owner: &str) -> Result<bool> {
+        self.release_script(names, owner, "").await
+    }
+
+    /// A waiter that gives up leaves the key's queue; when the lock is free
+    /// it passes the wake-up on (it may have been the one woken).
+    pub(crate) async fn leave(&self, names: &KeyNames, waiter: &str) -> Result<bool> {
+        self.release_script(names, "", waiter).await
+    }
+
+    async fn release_script(&self, names: &KeyNames, owner: &str, waiter: &str) -> Result<bool> {
         let mut conn = self.conn.clone();
         let mut inv = RELEASE.prepare_invoke();
-        inv.key(&names.lock).arg(owner).arg(&names.channel);
+        inv.key(&names.lock)
+            .key(&names.queue)
+            .arg(owner)
+            .arg(&names.channel)
+            .arg(waiter);
         let n: i64 = bounded(
             self.response_timeout,
             "release",
@@ -462,6 +515,15 @@ impl Inner {
         )
         .await?;
         Ok(n == 1)
+    }
+
+    /// How long a queue entry lives unless its waiter tries again: a live
+    /// waiter re-checks at least every `max_recheck`, plus a second for the
+    /// attempt. An entry that lapses early only costs its waiter being
+    /// named (it still wakes by `released` or its re-check); one that lasts
+    /// long keeps a dead waiter counted and named.
+    pub(crate) fn queue_entry_life(&self) -> Duration {
+        self.max_recheck + Duration::from_secs(1)
     }
 }
 
@@ -541,14 +603,29 @@ impl DistributedLock for RedisLock {
             .with_key(key)
         };
         let mut owner = OwnerId::random();
+        // This acquire's place in the key's queue: a release wakes one
+        // queued waiter by this id. Leaves the queue when dropped unless a
+        // grant took it out.
+        let mut queue = Queue {
+            inner: Arc::clone(&self.inner),
+            names: names.clone(),
+            waiter: OwnerId::random().simple(),
+            queued: false,
+        };
         let mut interest: Option<Interest> = None;
         loop {
             if let Some(i) = interest.as_mut() {
                 i.mark_seen();
             }
             let mut cleanup = self.cleanup(&names, owner);
-            let step = self.attempt(key, &names, owner, opts).await?;
+            let waiter = Waiter::Id {
+                id: &queue.waiter,
+                queued: queue.queued,
+            };
+            let step = self.attempt(key, &names, owner, waiter, opts).await?;
             cleanup.armed = false;
+            // The script queued us when busy, and took us out when granted.
+            queue.queued = matches!(step, Step::Busy { .. });
             let pttl = match step {
                 Step::Granted { token, sent_at } => {
                     match self.guard(key, names.clone(), owner, token, sent_at, opts) {
@@ -573,7 +650,10 @@ impl DistributedLock for RedisLock {
                 // First time busy: subscribe to the key's wake-ups, then try again at
                 // once (a release between the attempt and the subscription is not
                 // missed that way).
-                let mut i = self.inner.subscriber.interest(&names.channel);
+                let mut i = self
+                    .inner
+                    .subscriber
+                    .interest(&names.channel, Some(&queue.waiter));
                 let limit = wait_until.map_or(self.inner.response_timeout, |t| {
                     (t - now).min(self.inner.response_timeout)
                 });
@@ -634,13 +714,46 @@ impl fmt::Debug for RedisLock {
     }
 }
 
+/// Who is asking, for the acquire script's queue of waiters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Waiter<'a> {
+    /// Will not wait (`try_acquire`, Redlock): never queued.
+    None,
+    /// Will wait under this id; `queued` once a busy answer queued it.
+    Id { id: &'a str, queued: bool },
+}
+
+/// The arguments of one acquire script call.
+struct AcquireArgs<'a> {
+    owner: &'a str,
+    ttl_ms: u64,
+    waiter: Waiter<'a>,
+    life_ms: u64,
+}
+
+impl AcquireArgs<'_> {
+    fn apply(&self, names: &KeyNames, inv: &mut redis::ScriptInvocation<'_>) {
+        let (id, queued) = match self.waiter {
+            Waiter::None => ("", false),
+            Waiter::Id { id, queued } => (id, queued),
+        };
+        inv.key(&names.lock)
+            .key(&names.fence)
+            .key(&names.queue)
+            .arg(self.owner)
+            .arg(self.ttl_ms)
+            .arg(id)
+            .arg(self.life_ms)
+            .arg(if queued { "1" } else { "0" });
+    }
+}
+
 /// The acquire script and `WAIT` as one pipeline, loading the script once
 /// on `NOSCRIPT` (a failed-over or restarted primary).
 async fn acquire_and_wait(
     conn: &mut Conn,
     names: &KeyNames,
-    owner: &str,
-    ttl_ms: u64,
+    args: &AcquireArgs<'_>,
     wait: WaitReplicas,
 ) -> redis::RedisResult<((i64, i64), i64)> {
     let wait_ms = u64::try_from(wait.timeout.as_millis())
@@ -648,13 +761,9 @@ async fn acquire_and_wait(
         .max(1);
     let pipe = || {
         let mut p = redis::pipe();
-        p.invoke_script(
-            ACQUIRE
-                .key(&names.lock)
-                .key(&names.fence)
-                .arg(owner)
-                .arg(ttl_ms),
-        );
+        let mut inv = ACQUIRE.prepare_invoke();
+        args.apply(names, &mut inv);
+        p.invoke_script(&inv);
         p.cmd("WAIT").arg(wait.replicas).arg(wait_ms);
         p
     };

@@ -3,10 +3,14 @@
 //!
 //! A waiter registers an [`Interest`] in its key's channel. The first
 //! interest in a channel subscribes it, the last one to leave unsubscribes
-//! it. A background task owns the connection: it reads messages and bumps
-//! the channel's wake counter, and on a broken connection it reconnects
+//! it. A background task owns the connection: it reads messages and wakes
+//! the waiters they are for, and on a broken connection it reconnects
 //! (trying each configured node in turn), re-subscribes every channel and
 //! wakes every waiter, since messages may have been lost in the gap.
+//!
+//! A message names the one waiter it wakes (its waiter id, as the release
+//! script chose it from the key's queue), or is `released`, which wakes every
+//! waiter of the channel.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,6 +33,8 @@ pub(crate) struct ChanState {
 struct Entry {
     waiters: usize,
     state: watch::Sender<ChanState>,
+    /// Waiters that can be woken by name: waiter id -> its own wake counter.
+    named: HashMap<String, watch::Sender<u64>>,
 }
 
 type Registry = Arc<Mutex<HashMap<String, Entry>>>;
@@ -64,25 +70,31 @@ impl Subscriber {
     }
 
     /// Registers a waiter on `channel`, subscribing it if it is the first.
-    pub(crate) fn interest(&self, channel: &str) -> Interest {
-        let rx = {
+    /// With a waiter id it is also woken by messages that name it; without
+    /// one (Redlock) only by `released`.
+    pub(crate) fn interest(&self, channel: &str, waiter: Option<&str>) -> Interest {
+        let (rx, named) = {
             let mut reg = lock(&self.registry);
-            match reg.get_mut(channel) {
-                Some(e) => {
-                    e.waiters += 1;
-                    e.state.subscribe()
+            let e = reg.entry(channel.to_string()).or_insert_with(|| {
+                let _ = self.sync.send(channel.to_string());
+                Entry {
+                    waiters: 0,
+                    state: watch::channel(ChanState::default()).0,
+                    named: HashMap::new(),
                 }
-                None => {
-                    let (state, rx) = watch::channel(ChanState::default());
-                    reg.insert(channel.to_string(), Entry { waiters: 1, state });
-                    let _ = self.sync.send(channel.to_string());
-                    rx
-                }
-            }
+            });
+            e.waiters += 1;
+            let named = waiter.map(|w| {
+                let (tx, rx) = watch::channel(0u64);
+                e.named.insert(w.to_string(), tx);
+                (w.to_string(), rx)
+            });
+            (e.state.subscribe(), named)
         };
         Interest {
             channel: channel.to_string(),
             rx,
+            named,
             registry: Arc::clone(&self.registry),
             sync: self.sync.clone(),
         }
@@ -98,6 +110,8 @@ impl Subscriber {
 pub(crate) struct Interest {
     channel: String,
     rx: watch::Receiver<ChanState>,
+    /// The waiter id and its own wake counter, when it can be woken by name.
+    named: Option<(String, watch::Receiver<u64>)>,
     registry: Registry,
     sync: mpsc::UnboundedSender<String>,
 }
@@ -107,6 +121,9 @@ impl Interest {
     /// so that [`woken`](Self::woken) reports only later ones.
     pub(crate) fn mark_seen(&mut self) {
         self.rx.borrow_and_update();
+        if let Some((_, rx)) = self.named.as_mut() {
+            rx.borrow_and_update();
+        }
     }
 
     /// Waits until the subscription is confirmed, at most `limit`. Returns
@@ -118,11 +135,25 @@ impl Interest {
         )
     }
 
-    /// Completes on the next wake-up after the last [`mark_seen`](Self::mark_seen).
+    /// Completes on the next wake-up after the last [`mark_seen`](Self::mark_seen):
+    /// one for the whole channel, or one that names this waiter.
     pub(crate) async fn woken(&mut self) {
-        if self.rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
+        let named = async {
+            match self.named.as_mut() {
+                Some((_, rx)) => rx.changed().await.is_ok(),
+                None => false,
+            }
+        };
+        let all = async { self.rx.changed().await.is_ok() };
+        tokio::pin!(named, all);
+        let (mut named_open, mut all_open) = (true, true);
+        while named_open || all_open {
+            tokio::select! {
+                ok = &mut named, if named_open => if ok { return } else { named_open = false },
+                ok = &mut all, if all_open => if ok { return } else { all_open = false },
+            }
         }
+        std::future::pending::<()>().await;
     }
 }
 
@@ -130,6 +161,9 @@ impl Drop for Interest {
     fn drop(&mut self) {
         let mut reg = lock(&self.registry);
         if let Some(e) = reg.get_mut(&self.channel) {
+            if let Some((w, _)) = &self.named {
+                e.named.remove(w);
+            }
             e.waiters = e.waiters.saturating_sub(1);
             if e.waiters == 0 {
                 reg.remove(&self.channel);
@@ -178,7 +212,7 @@ impl Task {
                     None => return,
                 },
                 msg = next_message(&mut self.stream) => match msg {
-                    Some(channel) => self.wake(&channel),
+                    Some((channel, whom)) => self.wake(&channel, &whom),
                     None => self.lost("the pub/sub connection closed"),
                 },
                 () = sleep_until(self.retry_at.unwrap_or(far)), if self.retry_at.is_some() => {
@@ -257,10 +291,21 @@ impl Task {
         }
     }
 
-    fn wake(&self, channel: &str) {
-        if let Some(e) = lock(&self.registry).get(channel) {
-            e.state.send_modify(|s| s.wakes = s.wakes.wrapping_add(1));
+    /// A message on `channel`: wakes the waiter it names, if it is one of
+    /// ours (a waiter of another client otherwise), or everyone on `released`
+    /// (or anything that is not a waiter id of this client's format).
+    fn wake(&self, channel: &str, whom: &str) {
+        let reg = lock(&self.registry);
+        let Some(e) = reg.get(channel) else {
+            return;
+        };
+        if is_waiter_id(whom) {
+            if let Some(tx) = e.named.get(whom) {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            return;
         }
+        e.state.send_modify(|s| s.wakes = s.wakes.wrapping_add(1));
     }
 
     async fn ping(&mut self) {
@@ -340,11 +385,20 @@ impl Task {
     }
 }
 
-/// The channel of the next message, or `None` when the connection closed;
-/// pending forever while not connected.
-async fn next_message(stream: &mut Option<PubSubStream>) -> Option<String> {
+/// Whether a message names one waiter: a waiter id is 32 lowercase hex
+/// digits (an [`OwnerId`](fencelock_core::OwnerId) in its simple form).
+fn is_waiter_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The channel and payload of the next message, or `None` when the
+/// connection closed; pending forever while not connected.
+async fn next_message(stream: &mut Option<PubSubStream>) -> Option<(String, String)> {
     match stream {
-        Some(s) => s.next().await.map(|m| m.get_channel_name().to_string()),
+        Some(s) => s.next().await.map(|m| {
+            let whom = m.get_payload::<String>().unwrap_or_default();
+            (m.get_channel_name().to_string(), whom)
+        }),
         None => std::future::pending().await,
     }
 }

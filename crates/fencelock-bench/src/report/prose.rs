@@ -44,8 +44,8 @@ is left is a price of a guarantee, or a limit of the target itself.
 
 - **Redis: throughput with 8 and 64 clients, below rslock's.** Both make 2 round trips per
   cycle, but fencelock's acquire is a Lua script (`SET NX PX`, then `INCR` of the fence counter
-  and the `owner:token` value) and its release publishes a wake-up: 8 commands per cycle
-  inside Redis against the floor's and rslock's 4. With several clients the single-threaded
+  and the `owner:token` value) and its release looks for a queued waiter and publishes a
+  wake-up: 9 commands per cycle inside Redis against the floor's and rslock's 4. With several clients the single-threaded
   server, sharing 2 cores with the clients, is the bottleneck, so the fencing token's server
   work shows as lower throughput. With one client the round trip dominates and fencelock is
   at or near the floor. Redlock is the same per node: 6 round trips per cycle on 3 nodes, like
@@ -53,11 +53,15 @@ is left is a price of a guarantee, or a limit of the target itself.
 - **Redis and Redlock: hot-key grants/s against rslock.** rslock's grants/s are high because
   it is unfair: the client that just released tries again at once and wins, while the others
   sleep 0–200 ms between retries (see the top client's share of grants, and the hand-off to
-  *another* client, which is what waiters experience). fencelock's Redis waiters are woken by
-  pub/sub and all of them try on every release (a herd across clients, as Redisson's non-fair
-  lock): with 32 clients, 31 scripts per release. A server-side queue that wakes only its head
-  (Redisson's fair lock) would cut that; it is not built. 5x rslock's grants/s would also need
-  more grants per second than a single client's cycle rate on this machine.
+  *another* client, which is what waiters experience). fencelock's Redis waiters queue on the
+  server and a release wakes one of them by name (crates/fencelock-redis/src/scripts/
+  release.lua): one script per hand-off, where every waiter of every client used to try (31
+  scripts per release with 32 clients; grants/s at C=32 were 1481, hand-off to another client
+  609 µs, in the run of 2026-11-26 02:42). The lock stays unfair, so a client that releases and
+  asks again at once often wins against the woken waiter, which the top client's share shows.
+  Redlock's waiters still all try (each node would name a different waiter: split votes), so
+  Redlock's hot key stays a herd. 5x rslock's grants/s would also need more grants per second
+  than a single client's cycle rate on this machine.
 - **Redis renewal at H = 10,000.** Renewals fall on a per-process grid of the renewal interval
   (crates/fencelock-core/src/watchdog.rs), so all of a client's renewals go out in the same
   instant, as pipelines of up to 512 (`with_renew_batch_max`); but 10,000 `EVALSHA`s are about
@@ -69,6 +73,13 @@ is left is a price of a guarantee, or a limit of the target itself.
   session lands on a random member, and a follower forwards every write to the leader: which
   member each implementation's client got differs per run, and with three JVMs and the
   benchmark on 2 cores that and scheduling dominate. Not investigated further.
+- **etcd: cycle vs floor, between runs.** fencelock makes the floor's 2 requests per cycle, and
+  the ratio still moves: etcd-cluster measured 1.05× in the full run of 2026-11-26 02:42 and
+  1.35× in the one of 05:00, with no request added in between. To tell a cost from noise,
+  the etcd code of before and after that day's change (the enqueue transaction moved into a
+  task of its own, for cancellation) was measured one after the other with
+  `scripts/bench --only etcd`: 0.98× and 0.97× of the floor. Three members and the benchmark
+  share 2 cores with other work, and which core the leader gets shows.
 - **etcd: throughput with 64 clients, below the Lock RPC.** Each fencelock client keeps its
   own lease, keep-alive stream and watch stream; 64 of them on 2 cores cost more client CPU
   than the Lock RPC's plain unary calls.
@@ -93,6 +104,8 @@ Fixed after the first run (2026-11-25), measured in the run above:
   the acquisitions.
 - The benchmark warms each implementation up (0.3 s, unmeasured) before measuring it: the
   first implementation measured after the servers start was paying their warm-up.
+- Redis (2026-11-26): a release wakes one queued waiter by name instead of every waiter of
+  every client (see above).
 ";
 
 pub(super) const RENEWAL_NOTES: &str = "
@@ -124,7 +137,7 @@ pub(super) const FENCING: &[(&str, &str)] = &[
 pub(super) const WAKE: &[(&str, &str)] = &[
     ("memory", "in-process notification"),
     ("file", "polling, 1 ms doubling to 20 ms"),
-    ("redis", "pub/sub message on release, one subscription connection per client; a capped re-check is the safety net"),
+    ("redis", "a pub/sub message on release that names one queued waiter (no herd), one subscription connection per client; a capped re-check is the safety net"),
     ("redlock-3", "pub/sub on every node; split votes retry after a random pause up to 30 ms"),
     ("zookeeper", "a watch on the predecessor node only (no herd)"),
     ("etcd", "a watch on the predecessor key only"),

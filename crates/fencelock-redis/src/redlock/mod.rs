@@ -28,6 +28,7 @@ pub use config::{RedlockLockBuilder, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_JITTER}
 
 use crate::grant::ttl_ms;
 use crate::keys::KeyNames;
+use crate::lock::Waiter;
 use crate::subscriber::Interest;
 use grant::{RedlockGrant, Tally};
 use node::Node;
@@ -279,7 +280,9 @@ impl RedlockLock {
         let sent_at = Instant::now();
         let replies = join_all(shared.nodes.iter().map(|node| async move {
             let lock = node.get()?;
-            lock.inner.run_acquire(names, owner, ms, limit).await
+            lock.inner
+                .run_acquire(names, owner, ms, Waiter::None, limit)
+                .await
         }))
         .await;
         let elapsed = sent_at.elapsed();
@@ -412,7 +415,7 @@ impl RedlockLock {
             .nodes
             .iter()
             .filter_map(|n| n.connected())
-            .map(|lock| lock.inner.subscriber.interest(&names.channel))
+            .map(|lock| lock.inner.subscriber.interest(&names.channel, None))
             .collect();
         join_all(interests.iter_mut().map(|i| i.wait_subscribed(limit))).await;
         interests

@@ -1,18 +1,46 @@
--- fencelock release: compare-and-delete by owner, then wake the waiters.
+-- fencelock release: compare-and-delete by owner, then wake one waiter; or,
+-- for a waiter that gives up, leave the queue (and pass a wake-up on).
 --
 -- KEYS[1] lock key    value "<owner>:<token>"
--- ARGV[1] owner id
+-- KEYS[2] queue key   waiter ids scored by the server time (ms) their entry lapses
+-- ARGV[1] owner id    ('' when only leaving the queue)
 -- ARGV[2] wake-up channel (fencelock:{<key>}:wake)
+-- ARGV[3] waiter id to take out of the queue ('' for none)
 --
--- Returns 1 when our grant was deleted, 0 when the key is gone or belongs to
--- another owner (nothing is touched then). Safe to call twice.
-local cur = redis.call('GET', KEYS[1])
-if cur then
+-- The wake-up names the waiter whose entry was refreshed last (the one most
+-- surely alive: a waiter refreshes its entry on every attempt, a dead one
+-- stops), and only that waiter tries; when no entry is live the wake-up is
+-- 'released', which every waiter takes (waiters that do not queue: Redlock).
+--
+-- Returns 1 when our grant was deleted (or, leaving, the lock was free and a
+-- wake-up went out), 0 when the key is gone or belongs to another owner
+-- (nothing is touched then). Safe to call twice.
+if ARGV[3] ~= '' then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+if ARGV[1] ~= '' then
+  local cur = redis.call('GET', KEYS[1])
+  if not cur then
+    return 0
+  end
   local sep = string.find(cur, ':', 1, true)
-  if sep and string.sub(cur, 1, sep - 1) == ARGV[1] then
-    redis.call('DEL', KEYS[1])
-    redis.call('PUBLISH', ARGV[2], 'released')
-    return 1
+  if not (sep and string.sub(cur, 1, sep - 1) == ARGV[1]) then
+    return 0
+  end
+  redis.call('DEL', KEYS[1])
+elseif redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0 -- held: its release wakes the next waiter
+end
+local wake = 'released'
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if last[1] then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if tonumber(last[2]) > now then
+    wake = last[1]
+  else
+    redis.call('DEL', KEYS[2]) -- every entry has lapsed
   end
 end
-return 0
+redis.call('PUBLISH', ARGV[2], wake)
+return 1
