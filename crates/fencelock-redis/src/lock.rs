@@ -77,46 +77,35 @@ enum Step {
     },
 }
 
-/// Releases a grant that may have been taken when the acquire future is
-/// dropped (or fails) before the grant reached a guard.
-struct Cleanup {
+/// What an acquire leaves behind when it is dropped or fails part-way: a
+/// grant an attempt on the wire may have taken (`owner` is set around each
+/// attempt), and its place in the key's queue of waiters (once `queued`).
+/// Dropped with either, it undoes both with one release script call, in the
+/// background; a queued waiter that leaves passes a wake-up on.
+struct Pending {
     inner: Arc<Inner>,
     names: KeyNames,
-    owner: String,
-    armed: bool,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let inner = Arc::clone(&self.inner);
-        let names = self.names.clone();
-        let owner = std::mem::take(&mut self.owner);
-        rt.spawn(async move {
-            if let Err(e) = inner.release(&names, &owner).await {
-                tracing::debug!(error = %e, "cleanup of an abandoned acquire failed; the TTL frees the lock");
-            }
-        });
-    }
-}
-
-/// An acquire's place in the key's queue of waiters: taken out in the
-/// background when the acquire gives up or is dropped while queued.
-struct Queue {
-    inner: Arc<Inner>,
-    names: KeyNames,
+    owner: Option<String>,
+    /// The waiter id (empty for `try_acquire`, which never queues).
     waiter: String,
     queued: bool,
 }
 
-impl Drop for Queue {
+impl Pending {
+    fn waiter(&self) -> Waiter<'_> {
+        if self.waiter.is_empty() {
+            return Waiter::None;
+        }
+        Waiter::Id {
+            id: &self.waiter,
+            queued: self.queued,
+        }
+    }
+}
+
+impl Drop for Pending {
     fn drop(&mut self) {
-        if !self.queued {
+        if self.owner.is_none() && !self.queued {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -124,10 +113,15 @@ impl Drop for Queue {
         };
         let inner = Arc::clone(&self.inner);
         let names = self.names.clone();
-        let waiter = std::mem::take(&mut self.waiter);
+        let owner = self.owner.take().unwrap_or_default();
+        let waiter = if self.queued {
+            std::mem::take(&mut self.waiter)
+        } else {
+            String::new()
+        };
         rt.spawn(async move {
-            if let Err(e) = inner.leave(&names, &waiter).await {
-                tracing::debug!(error = %e, "leaving the queue failed; the entry lapses by itself");
+            if let Err(e) = inner.release_script(&names, &owner, &waiter).await {
+                tracing::debug!(error = %e, "cleanup of an abandoned acquire failed; the TTL frees the lock and the queue entry lapses");
             }
         });
     }
@@ -266,9 +260,10 @@ impl RedisLock {
         validate_key(key)?;
         opts.validate()?;
         let names = self.names(key);
-        let mut cleanup = self.cleanup(&names, owner);
+        let mut pending = self.pending(&names, false);
+        pending.owner = Some(owner.simple());
         let step = self.attempt(key, &names, owner, Waiter::None, opts).await?;
-        cleanup.armed = false;
+        pending.owner = None;
         match step {
             Step::Granted { token, sent_at } => self
                 .guard(key, names, owner, token, sent_at, opts)
@@ -327,12 +322,18 @@ impl RedisLock {
         KeyNames::new(&self.inner.prefix, key)
     }
 
-    fn cleanup(&self, names: &KeyNames, owner: OwnerId) -> Cleanup {
-        Cleanup {
+    /// The drop guard of one acquire; `waiting` gives it a waiter id.
+    fn pending(&self, names: &KeyNames, waiting: bool) -> Pending {
+        Pending {
             inner: Arc::clone(&self.inner),
             names: names.clone(),
-            owner: owner.simple(),
-            armed: true,
+            owner: None,
+            waiter: if waiting {
+                OwnerId::random().simple()
+            } else {
+                String::new()
+            },
+            queued: false,
         }
     }
 
@@ -494,13 +495,16 @@ impl Inner {
         self.release_script(names, owner, "").await
     }
 
-    /// A waiter that gives up leaves the key's queue; when the lock is free
-    /// it passes the wake-up on (it may have been the one woken).
-    pub(crate) async fn leave(&self, names: &KeyNames, waiter: &str) -> Result<bool> {
-        self.release_script(names, "", waiter).await
-    }
-
-    async fn release_script(&self, names: &KeyNames, owner: &str, waiter: &str) -> Result<bool> {
+    /// The release script: compare-and-delete by `owner` (unless empty) and
+    /// take `waiter` (unless empty) out of the queue; a wake-up goes out when
+    /// the lock was deleted, or when a waiter left a free lock (it may have
+    /// been the one woken). `true` when `owner`'s grant was deleted.
+    pub(crate) async fn release_script(
+        &self,
+        names: &KeyNames,
+        owner: &str,
+        waiter: &str,
+    ) -> Result<bool> {
         let mut conn = self.conn.clone();
         let mut inv = RELEASE.prepare_invoke();
         inv.key(&names.lock)
@@ -603,29 +607,20 @@ impl DistributedLock for RedisLock {
             .with_key(key)
         };
         let mut owner = OwnerId::random();
-        // This acquire's place in the key's queue: a release wakes one
-        // queued waiter by this id. Leaves the queue when dropped unless a
-        // grant took it out.
-        let mut queue = Queue {
-            inner: Arc::clone(&self.inner),
-            names: names.clone(),
-            waiter: OwnerId::random().simple(),
-            queued: false,
-        };
+        // A release wakes one queued waiter by its waiter id.
+        let mut pending = self.pending(&names, true);
         let mut interest: Option<Interest> = None;
         loop {
             if let Some(i) = interest.as_mut() {
                 i.mark_seen();
             }
-            let mut cleanup = self.cleanup(&names, owner);
-            let waiter = Waiter::Id {
-                id: &queue.waiter,
-                queued: queue.queued,
-            };
-            let step = self.attempt(key, &names, owner, waiter, opts).await?;
-            cleanup.armed = false;
+            pending.owner = Some(owner.simple());
+            let step = self
+                .attempt(key, &names, owner, pending.waiter(), opts)
+                .await?;
+            pending.owner = None;
             // The script queued us when busy, and took us out when granted.
-            queue.queued = matches!(step, Step::Busy { .. });
+            pending.queued = matches!(step, Step::Busy { .. });
             let pttl = match step {
                 Step::Granted { token, sent_at } => {
                     match self.guard(key, names.clone(), owner, token, sent_at, opts) {
@@ -653,7 +648,7 @@ impl DistributedLock for RedisLock {
                 let mut i = self
                     .inner
                     .subscriber
-                    .interest(&names.channel, Some(&queue.waiter));
+                    .interest(&names.channel, Some(&pending.waiter));
                 let limit = wait_until.map_or(self.inner.response_timeout, |t| {
                     (t - now).min(self.inner.response_timeout)
                 });
