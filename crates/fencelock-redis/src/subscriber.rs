@@ -138,22 +138,27 @@ impl Interest {
     /// Completes on the next wake-up after the last [`mark_seen`](Self::mark_seen):
     /// one for the whole channel, or one that names this waiter.
     pub(crate) async fn woken(&mut self) {
-        let named = async {
-            match self.named.as_mut() {
-                Some((_, rx)) => rx.changed().await.is_ok(),
-                None => false,
+        // A closed sender (cannot happen while this interest holds its
+        // entry) must not turn the caller's wait into a busy loop.
+        let Interest { rx, named, .. } = self;
+        let all = async {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
             }
         };
-        let all = async { self.rx.changed().await.is_ok() };
-        tokio::pin!(named, all);
-        let (mut named_open, mut all_open) = (true, true);
-        while named_open || all_open {
-            tokio::select! {
-                ok = &mut named, if named_open => if ok { return } else { named_open = false },
-                ok = &mut all, if all_open => if ok { return } else { all_open = false },
+        let by_name = async {
+            let open = match named.as_mut() {
+                Some((_, rx)) => rx.changed().await.is_ok(),
+                None => false,
+            };
+            if !open {
+                std::future::pending::<()>().await;
             }
+        };
+        tokio::select! {
+            () = all => {}
+            () = by_name => {}
         }
-        std::future::pending::<()>().await;
     }
 }
 
