@@ -1,11 +1,12 @@
 //! A throwaway certificate authority for the TLS tests of the backend
 //! crates (each includes this file with `#[path]`): a CA and a server
-//! certificate for 127.0.0.1, made by the `openssl` CLI at test time.
+//! certificate for 127.0.0.1, made by the `openssl` CLI at test time; and
+//! the two helpers those tests share besides.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command};
 
 /// A throwaway CA and a server certificate for 127.0.0.1 (IP SAN), in a
 /// temp dir removed on drop.
@@ -104,4 +105,24 @@ impl Pki {
     pub fn ca(&self) -> PathBuf {
         self.path("ca.crt")
     }
+}
+
+/// The message of an error and of every source below it.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(" <- ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Stops a server started by a test (SIGTERM, then reaps it).
+pub fn stop(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+    }
+    let _ = child.wait();
 }

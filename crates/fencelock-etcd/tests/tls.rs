@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use fencelock_core::{DistributedLock, Error, ErrorKind, LockOptions};
 use fencelock_etcd::{EtcdLock, EtcdLockBuilder};
-use pki::Pki;
+use pki::{chain, stop, Pki};
 
 /// Whole-call bound for the error cases: the timeouts they use (2 s
 /// connect, 2 s per call) plus a generous margin for a noisy machine.
@@ -119,25 +119,8 @@ impl TlsEtcd {
 
 impl Drop for TlsEtcd {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .arg(self.child.id().to_string())
-                .status();
-        }
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
-}
-
-/// The message of an error and of every source below it.
-fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(" <- ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 fn ca_query(ca: &Path) -> String {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::free_port;
 use fencelock_core::{DistributedLock, Error, ErrorKind, LockOptions};
 use fencelock_redis::{RedisLock, RedisLockBuilder, RedlockLock};
-use pki::Pki;
+use pki::{chain, stop, Pki};
 
 /// Whole-call bound for the error cases: the connect timeout they use (2 s)
 /// plus a generous margin for a noisy machine.
@@ -91,29 +91,12 @@ impl TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .arg(self.child.id().to_string())
-                .status();
-        }
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
 fn ca_query(ca: &Path) -> String {
     format!("?ca_file={}", ca.display())
-}
-
-/// The message of an error and of every source below it.
-fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(" <- ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 /// Builds with a 2 s connect timeout and returns the error, checking that
