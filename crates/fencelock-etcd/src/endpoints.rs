@@ -133,4 +133,12 @@ impl Endpoints {
         }
         Err(last.unwrap_or_else(|| Error::connection(format!("etcd {what}: no endpoints"))))
     }
+
+    /// The version of the member that answers a Status call.
+    pub(crate) async fn server_version(&self) -> Result<String> {
+        let status = self
+            .call("status", |mut c| async move { c.status().await })
+            .await?;
+        Ok(status.version().to_string())
+    }
 }

@@ -8,6 +8,7 @@ mod error;
 mod grant;
 mod inspect;
 mod keys;
+mod known_issues;
 mod lock;
 mod session;
 mod watch;
@@ -17,4 +18,5 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT,
 };
 pub use etcd_client::{Certificate, Identity, TlsOptions};
+pub use known_issues::stale_leader_revokes_leases;
 pub use lock::{EtcdLock, HolderInfo, LockInfo};

@@ -191,6 +191,8 @@ impl EtcdLock {
         let session = Session::new(Arc::clone(&endpoints), b.ttl_secs(), b.drift);
         // Granting the lease proves the cluster answers (and the credentials work).
         session.lease().await?;
+        let probe = Arc::clone(&endpoints);
+        tokio::spawn(async move { crate::known_issues::warn_if_affected(&probe).await });
         Ok(EtcdLock {
             inner: Arc::new(Inner {
                 watches: Arc::new(Watches::new(Arc::clone(&endpoints))),
@@ -208,6 +210,16 @@ impl EtcdLock {
     /// empty prefix; `%` and `/` in the key are escaped as `%25` and `%2F`).
     pub fn mutex_name(&self, key: &str) -> String {
         self.inner.layout.mutex_name(key)
+    }
+
+    /// The version of the etcd member that answers (its Status reply), e.g.
+    /// `3.4.23`; see [`stale_leader_revokes_leases`](crate::stale_leader_revokes_leases).
+    ///
+    /// # Errors
+    ///
+    /// Store errors (`Connection`, `Timeout`, `Backend`).
+    pub async fn server_version(&self) -> Result<String> {
+        self.inner.endpoints.server_version().await
     }
 
     /// The lease TTL etcd granted this client's session.
@@ -719,7 +731,10 @@ impl DistributedLock for EtcdLock {
             store_restart: "tokens are create revisions, persisted through Raft: they keep rising across restarts; \
                             leases survive a restart with their TTL renewed, so held locks stay held",
             store_failover: "a new leader keeps every key and revision (Raft) and extends leases; \
-                             held locks stay held if the client's keep-alives reach the new leader in time",
+                             held locks stay held if the client's keep-alives reach the new leader in time. \
+                             etcd before 3.4.31 / 3.5.13 (etcd#15247): a leader stalled past the lease TTL may \
+                             revoke live leases when it resumes, and a second holder can be granted a few ms \
+                             before the first learns (seen once here: 6.2 ms; tokens still order them)",
         }
     }
 }

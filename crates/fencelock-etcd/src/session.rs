@@ -196,6 +196,20 @@ impl KeepAlive {
         self.tx.borrow().is_none()
     }
 
+    /// How long one keep-alive (or opening a stream) may go unanswered
+    /// before the next endpoint is tried: the request timeout, but at most a
+    /// third of the TTL, so that a member that stalls (a paused process keeps
+    /// its connections and swallows requests) is left while a retry
+    /// elsewhere still fits before the deadline.
+    fn answer_bound(&self, sent: Instant) -> Instant {
+        let wait = self
+            .endpoints
+            .request_timeout
+            .min(self.ttl / 3)
+            .max(Duration::from_millis(50));
+        (sent + wait).min(self.deadline)
+    }
+
     /// Sleeps a little after a failure, never past the deadline.
     async fn backoff(&self) {
         let pause = (self.ttl / 20).clamp(Duration::from_millis(20), Duration::from_millis(250));
@@ -218,7 +232,7 @@ async fn keep_alive(mut ka: KeepAlive) {
         // keep-alive and reads its answer.
         let idx = ka.endpoints.current();
         let sent = Instant::now();
-        let bound = (sent + ka.endpoints.request_timeout).min(ka.deadline);
+        let bound = ka.answer_bound(sent);
         let opened = timeout_at(bound, async {
             let mut client = ka.endpoints.client(idx).await.map_err(Err)?;
             client.lease_keep_alive(id).await.map_err(Ok)
@@ -267,7 +281,7 @@ async fn keep_alive(mut ka: KeepAlive) {
                 ka.endpoints.rotate(idx);
                 break;
             }
-            let bound = (sent + ka.endpoints.request_timeout).min(ka.deadline);
+            let bound = ka.answer_bound(sent);
             match timeout_at(bound, stream.message()).await {
                 Ok(Ok(Some(r))) if r.ttl() > 0 => ka.renewed(sent, secs(r.ttl())),
                 Ok(Ok(Some(_))) => break 'session "etcd says the lease expired",
