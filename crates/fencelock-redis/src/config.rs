@@ -361,7 +361,9 @@ impl RedisLockBuilder {
     /// write (`WAIT replicas timeout` right after the acquire script, on the
     /// same connection, as Redisson's `checkLockSyncedSlaves`). A grant
     /// fewer replicas acknowledged within `timeout` is given back and the
-    /// attempt fails with `ErrorKind::Backend`. URL: `wait_replicas=K`,
+    /// attempt fails with `ErrorKind::Backend` whose source is an
+    /// [`Unreplicated`](crate::Unreplicated); `acquire` asks again within its
+    /// wait bound before it returns that error. URL: `wait_replicas=K`,
     /// `wait_timeout_ms=T` (default 500 ms). `0` turns it off.
     ///
     /// It narrows, not closes, the failover window: see the crate docs

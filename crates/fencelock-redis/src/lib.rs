@@ -14,6 +14,7 @@ mod redlock;
 mod scripts;
 mod sentinel;
 mod subscriber;
+mod unreplicated;
 
 pub use config::{
     RedisLockBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECHECK, DEFAULT_RENEW_BATCH_MAX,
@@ -22,6 +23,7 @@ pub use config::{
 pub use keys::DEFAULT_PREFIX;
 pub use lock::{LockInfo, RedisLock};
 pub use redlock::{RedlockLock, RedlockLockBuilder, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_JITTER};
+pub use unreplicated::{Unreplicated, UNREPLICATED_PATIENCE};
 
 #[allow(dead_code)]
 fn assert_send_sync() {

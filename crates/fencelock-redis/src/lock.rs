@@ -23,6 +23,7 @@ use crate::keys::KeyNames;
 use crate::scripts::{self, ACQUIRE, INSPECT, RAISE, RELEASE};
 use crate::sentinel::SentinelConn;
 use crate::subscriber::{Interest, Subscriber, SubscriberConfig};
+use crate::unreplicated::Unreplicated;
 
 /// A [`DistributedLock`] on Redis (standalone or Cluster).
 ///
@@ -374,7 +375,7 @@ impl RedisLock {
                     "acquire: unexpected script reply {other:?}"
                 ))
                 .with_key(key)),
-                Err(e) if e.is_retryable() && !retried => {
+                Err(e) if e.is_retryable() && !retried && Unreplicated::of(&e).is_none() => {
                     tracing::debug!(key, error = %e, "acquire failed; retrying once with the same owner id");
                     retried = true;
                     continue;
@@ -466,11 +467,11 @@ impl Inner {
             if let Err(e) = self.release(names, owner).await {
                 tracing::debug!(error = %e, "release of an unreplicated grant failed; the TTL frees it");
             }
-            return Err(Error::backend(format!(
-                "acquire: the lock write reached {acked} of the {} replicas required within {:?}; \
-                 the grant was given back",
-                wait.replicas, wait.timeout
-            )));
+            return Err(Unreplicated {
+                acked,
+                required: wait.replicas,
+            }
+            .error(wait.timeout));
         }
         Ok(reply)
     }
@@ -610,14 +611,24 @@ impl DistributedLock for RedisLock {
         // A release wakes one queued waiter by its waiter id.
         let mut pending = self.pending(&names, true);
         let mut interest: Option<Interest> = None;
+        let mut unreplicated = Unreplicated::patience(wait_until);
         loop {
             if let Some(i) = interest.as_mut() {
                 i.mark_seen();
             }
             pending.owner = Some(owner.simple());
-            let step = self
+            let step = match self
                 .attempt(key, &names, owner, pending.waiter(), opts)
-                .await?;
+                .await
+            {
+                Ok(step) => step,
+                // Given back for want of replicas (they may be resyncing): ask again.
+                Err(e) if Unreplicated::of(&e).is_some() => {
+                    unreplicated.pause(e).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             pending.owner = None;
             // The script queued us when busy, and took us out when granted.
             pending.queued = matches!(step, Step::Busy { .. });
