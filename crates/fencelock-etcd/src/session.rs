@@ -231,15 +231,21 @@ async fn keep_alive(mut ka: KeepAlive) {
         // Open a keep-alive stream on the current endpoint; opening sends one
         // keep-alive and reads its answer.
         let idx = ka.endpoints.current();
-        let sent = Instant::now();
-        let bound = ka.answer_bound(sent);
-        let opened = timeout_at(bound, async {
-            let mut client = ka.endpoints.client(idx).await.map_err(Err)?;
-            client.lease_keep_alive(id).await.map_err(Ok)
-        })
-        .await;
-        let (mut keeper, mut stream) = match opened {
-            Ok(Ok(pair)) => pair,
+        // Connecting has its own bound (connect + call timeout), not the
+        // keep-alive's: a TLS handshake may take longer than a third of a
+        // short TTL.
+        let opened = match timeout_at(ka.deadline, ka.endpoints.client(idx)).await {
+            Err(_) => continue,
+            Ok(Err(e)) => Ok(Err(Err(e))),
+            Ok(Ok(mut client)) => {
+                let sent = Instant::now();
+                timeout_at(ka.answer_bound(sent), client.lease_keep_alive(id))
+                    .await
+                    .map(|r| r.map(|pair| (pair, sent)).map_err(Ok))
+            }
+        };
+        let ((mut keeper, mut stream), sent) = match opened {
+            Ok(Ok(opened)) => opened,
             Ok(Err(Ok(e))) if lease_not_found(&e) => break 'session "etcd says the lease is gone",
             Ok(Err(Ok(e))) => {
                 let e = from_etcd("lease keep-alive", e);

@@ -2,8 +2,13 @@
 --
 -- KEYS[1] lock key    (fencelock:{<key>}:lock)   value "<owner>:<token>", with a PX expiry
 -- KEYS[2] fence key   (fencelock:{<key>}:fence)  the per-key token counter, never expires
--- KEYS[3] queue key   (fencelock:{<key>}:queue)  waiting acquires: a sorted set of waiter ids,
---                     scored by the server time (ms) at which the entry lapses
+-- KEYS[3] queue key   (fencelock:{<key>}:queue)  waiting acquires: waiter ids scored by the
+--                     server time (ms) at which the entry lapses (refreshed by each attempt)
+-- KEYS[4] order key   (fencelock:{<key>}:order)  the same waiter ids scored by when each
+--                     first queued: the order in which releases hand the lock over
+-- KEYS[5] next key    (fencelock:{<key>}:next)   the waiter a release handed the lock to,
+--                     with a short PX (the hand-off window); while it lives only that
+--                     waiter may take the free lock
 -- ARGV[1] owner id    (32 hex digits, no ':')
 -- ARGV[2] TTL in milliseconds
 -- ARGV[3] waiter id   ('' when the caller will not wait: try_acquire, Redlock)
@@ -11,9 +16,10 @@
 -- ARGV[5] '1' when this waiter may already be queued (leave the queue on a grant)
 --
 -- Returns {1, token}  granted (fresh, or our own grant found again after a lost reply)
---         {0, pttl}   busy: another owner holds it for pttl more ms (-1: no expiry);
---                     a waiter is queued (or its entry refreshed), so that a release
---                     wakes one live waiter instead of all of them
+--         {0, pttl}   busy: held by another owner for pttl more ms (-1: no expiry), or
+--                     handed to another waiter for pttl more ms; a waiter is queued (its
+--                     entry refreshed, its place kept), so that a release hands over to
+--                     the oldest live waiter instead of waking all of them
 --
 -- SET NX PX: the lock is only taken when the key is absent, and the counter is
 -- only incremented when it was taken, so every grant gets a token greater than
@@ -24,10 +30,15 @@ local waiter = ARGV[3]
 local function granted(token)
   if ARGV[5] == '1' then
     redis.call('ZREM', KEYS[3], waiter)
+    redis.call('ZREM', KEYS[4], waiter)
   end
   return {1, token}
 end
-if redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
+local handed = redis.call('GET', KEYS[5])
+if (not handed or handed == waiter) and redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
+  if handed then
+    redis.call('DEL', KEYS[5])
+  end
   local token = redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[1], owner .. ':' .. token, 'PX', ttl)
   return granted(token)
@@ -46,6 +57,11 @@ if waiter ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZADD', KEYS[3], now + life, waiter)
+  redis.call('ZADD', KEYS[4], 'NX', now, waiter)
   redis.call('PEXPIRE', KEYS[3], life)
+  redis.call('PEXPIRE', KEYS[4], life)
 end
-return {0, redis.call('PTTL', KEYS[1])}
+if cur then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+return {0, redis.call('PTTL', KEYS[5])}
