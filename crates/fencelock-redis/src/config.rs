@@ -121,6 +121,10 @@ pub(crate) struct WaitReplicas {
     pub(crate) timeout: Duration,
 }
 
+/// Default hand-off window: how long a release keeps the free lock for the
+/// waiter it hands over to ([`RedisLockBuilder::with_handoff_window`]).
+pub const DEFAULT_HANDOFF_WINDOW: Duration = Duration::from_millis(200);
+
 /// Default bound on `WAIT` for [`RedisLockBuilder::with_wait_replicas`].
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -137,7 +141,8 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 ///
 /// Query parameters read by fencelock (and removed before the URL reaches
 /// redis-rs): `prefix` (the key prefix, default `fencelock`),
-/// `connect_timeout_ms`, `response_timeout_ms`, and for TLS `ca_file` (a
+/// `connect_timeout_ms`, `response_timeout_ms`, `handoff_window_ms` (see
+/// [`with_handoff_window`](Self::with_handoff_window)), and for TLS `ca_file` (a
 /// PEM file of the CA certificate(s) that verify the server instead of the
 /// public webpki roots; see [`with_tls_ca_file`](Self::with_tls_ca_file)).
 /// Others (e.g. `protocol=resp3`) pass through to redis-rs, and so does a
@@ -151,6 +156,7 @@ pub struct RedisLockBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) max_recheck: Duration,
+    pub(crate) handoff_window: Duration,
     pub(crate) renew_batch_window: Duration,
     pub(crate) renew_batch_max: usize,
     pub(crate) wait_replicas: Option<WaitReplicas>,
@@ -165,6 +171,7 @@ impl RedisLockBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             max_recheck: DEFAULT_MAX_RECHECK,
+            handoff_window: DEFAULT_HANDOFF_WINDOW,
             renew_batch_window: DEFAULT_RENEW_BATCH_WINDOW,
             renew_batch_max: DEFAULT_RENEW_BATCH_MAX,
             wait_replicas: None,
@@ -216,6 +223,7 @@ impl RedisLockBuilder {
         let mut response_timeout = None;
         let mut wait_replicas = None;
         let mut wait_timeout = None;
+        let mut handoff_window = None;
         let mut ca_file = None;
         for pair in query
             .into_iter()
@@ -235,6 +243,7 @@ impl RedisLockBuilder {
                     })?);
                 }
                 "wait_timeout_ms" => wait_timeout = Some(parse_ms(name, value)?),
+                "handoff_window_ms" => handoff_window = Some(parse_ms(name, value)?),
                 "ca_file" if node_scheme == "rediss" => {
                     let path = percent_decode(value).filter(|p| !p.is_empty()).ok_or_else(|| {
                         Error::invalid_config(format!(
@@ -289,6 +298,9 @@ impl RedisLockBuilder {
                 builder =
                     builder.with_wait_replicas(k, wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT));
             }
+            if let Some(w) = handoff_window {
+                builder.handoff_window = w;
+            }
             return Ok(builder);
         }
         let nodes: Vec<String> = hosts
@@ -307,6 +319,9 @@ impl RedisLockBuilder {
         builder.tls_ca = ca_file.map(CaSource::File);
         if let Some(k) = wait_replicas {
             builder = builder.with_wait_replicas(k, wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT));
+        }
+        if let Some(w) = handoff_window {
+            builder.handoff_window = w;
         }
         Ok(builder)
     }
@@ -446,6 +461,21 @@ impl RedisLockBuilder {
         self
     }
 
+    /// How long a release keeps the free lock for the waiter it hands over
+    /// to (default 200 ms). A release names the waiter that queued first
+    /// among the live ones; for this window only that waiter may take the
+    /// lock, so that a client that releases and asks again at once does not
+    /// take it back from waiters queued before it (no starvation). When the
+    /// named waiter is gone or slow, the window lapses and anyone may take
+    /// the lock. Zero names the waiter but reserves nothing (the lock is then
+    /// unfair: a releasing client that asks again at once mostly wins). At
+    /// most 1 minute. URL: `handoff_window_ms=T`.
+    #[must_use]
+    pub fn with_handoff_window(mut self, window: Duration) -> Self {
+        self.handoff_window = window;
+        self
+    }
+
     /// How long the renewal batcher gathers renewals before sending them as
     /// one pipeline (default 2 ms). Zero sends whatever is queued at once.
     #[must_use]
@@ -515,6 +545,12 @@ impl RedisLockBuilder {
                 ));
             }
         }
+        if self.handoff_window > Duration::from_secs(60) {
+            return Err(Error::invalid_config(format!(
+                "the hand-off window {:?} is above 1 minute: a dead waiter would keep the lock that long",
+                self.handoff_window
+            )));
+        }
         for (name, d) in [
             ("connect timeout", self.connect_timeout),
             ("response timeout", self.response_timeout),
@@ -579,6 +615,7 @@ impl fmt::Debug for RedisLockBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("max_recheck", &self.max_recheck)
+            .field("handoff_window", &self.handoff_window)
             .field("renew_batch_window", &self.renew_batch_window)
             .field("renew_batch_max", &self.renew_batch_max)
             .field("wait_replicas", &self.wait_replicas)
@@ -823,6 +860,27 @@ mod tests {
             .with_tls_ca_pem(b"x".to_vec());
         assert_eq!(b.validate().unwrap_err().kind(), ErrorKind::InvalidConfig);
         assert!(format!("{b:?}").contains("Pem(<1 bytes>)"));
+    }
+
+    #[test]
+    fn handoff_window_parses_and_is_bounded() {
+        let b = RedisLockBuilder::from_url("redis://127.0.0.1:6379?handoff_window_ms=0").unwrap();
+        assert_eq!(b.handoff_window, Duration::ZERO);
+        assert!(b.validate().is_ok());
+        let b =
+            RedisLockBuilder::from_url("redis+sentinel://127.0.0.1:26379/m?handoff_window_ms=50")
+                .unwrap();
+        assert_eq!(b.handoff_window, Duration::from_millis(50));
+        let b = RedisLockBuilder::from_url("redis://127.0.0.1:6379").unwrap();
+        assert_eq!(b.handoff_window, DEFAULT_HANDOFF_WINDOW);
+        let e = b
+            .with_handoff_window(Duration::from_secs(61))
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.kind(), fencelock_core::ErrorKind::InvalidConfig);
+        let e = RedisLockBuilder::from_url("redis://127.0.0.1:6379?handoff_window_ms=soon")
+            .unwrap_err();
+        assert_eq!(e.kind(), fencelock_core::ErrorKind::InvalidConfig);
     }
 
     #[test]

@@ -7,15 +7,19 @@ pub const DEFAULT_PREFIX: &str = "fencelock";
 
 /// The Redis names of one lock: `<prefix>:{<escaped key>}:lock`,
 /// `<prefix>:{<escaped key>}:fence`, the waiters' queue
-/// `<prefix>:{<escaped key>}:queue` and the channel `<prefix>:{<escaped key>}:wake`.
+/// `<prefix>:{<escaped key>}:queue` (liveness) and `…:order` (arrival), the
+/// hand-off reservation `<prefix>:{<escaped key>}:next` and the channel
+/// `<prefix>:{<escaped key>}:wake`.
 ///
-/// All four share the hash tag `{<escaped key>}`, so the scripts that touch
-/// the lock key and the counter together are legal on Redis Cluster.
+/// All share the hash tag `{<escaped key>}`, so the scripts that touch
+/// several of them together are legal on Redis Cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeyNames {
     pub(crate) lock: String,
     pub(crate) fence: String,
     pub(crate) queue: String,
+    pub(crate) order: String,
+    pub(crate) next: String,
     pub(crate) channel: String,
 }
 
@@ -26,6 +30,8 @@ impl KeyNames {
             lock: format!("{prefix}:{{{tag}}}:lock"),
             fence: format!("{prefix}:{{{tag}}}:fence"),
             queue: format!("{prefix}:{{{tag}}}:queue"),
+            order: format!("{prefix}:{{{tag}}}:order"),
+            next: format!("{prefix}:{{{tag}}}:next"),
             channel: format!("{prefix}:{{{tag}}}:wake"),
         }
     }

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     prefix: String,
     pub(crate) response_timeout: Duration,
     max_recheck: Duration,
+    /// How long a release keeps the free lock for the waiter it names.
+    handoff_window: Duration,
     pub(crate) subscriber: Subscriber,
     pub(crate) batcher: Batcher,
     target: Target,
@@ -197,6 +199,7 @@ impl RedisLock {
                 prefix: b.prefix,
                 response_timeout: rt,
                 max_recheck: b.max_recheck,
+                handoff_window: b.handoff_window,
                 subscriber,
                 batcher,
                 target: b.target,
@@ -510,9 +513,12 @@ impl Inner {
         let mut inv = RELEASE.prepare_invoke();
         inv.key(&names.lock)
             .key(&names.queue)
+            .key(&names.order)
+            .key(&names.next)
             .arg(owner)
             .arg(&names.channel)
-            .arg(waiter);
+            .arg(waiter)
+            .arg(u64::try_from(self.handoff_window.as_millis()).unwrap_or(u64::MAX));
         let n: i64 = bounded(
             self.response_timeout,
             "release",
@@ -746,6 +752,8 @@ impl AcquireArgs<'_> {
         inv.key(&names.lock)
             .key(&names.fence)
             .key(&names.queue)
+            .key(&names.order)
+            .key(&names.next)
             .arg(self.owner)
             .arg(self.ttl_ms)
             .arg(id)

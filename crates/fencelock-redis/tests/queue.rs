@@ -136,3 +136,51 @@ async fn a_waiter_that_gives_up_leaves_the_queue() {
     );
     g2.release().await.unwrap();
 }
+
+/// No waiter starves while others loop: tasks on two clients loop
+/// acquire / 2 ms inside / release on one key. A releasing task that asks
+/// again at once must not keep the lock from the waiters queued before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_holders_do_not_starve_waiters() {
+    const CLIENTS: usize = 2;
+    const TASKS: usize = 6;
+    let server = Server::start();
+    let url = server.url();
+    let run_for = Duration::from_secs(4);
+    let until = Instant::now() + run_for;
+    let mut handles = Vec::new();
+    for _ in 0..CLIENTS {
+        let client = RedisLock::connect(&url).await.unwrap();
+        for _ in 0..TASKS {
+            let client = client.clone();
+            handles.push(tokio::spawn(async move {
+                let (mut grants, mut longest) = (0usize, Duration::ZERO);
+                while Instant::now() < until {
+                    let asked = Instant::now();
+                    let g = client.acquire("fair", &opts()).await.expect("a grant");
+                    longest = longest.max(asked.elapsed());
+                    grants += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    g.release().await.unwrap();
+                }
+                (grants, longest)
+            }));
+        }
+    }
+    let mut per_task = Vec::new();
+    for h in handles {
+        per_task.push(h.await.unwrap());
+    }
+    let total: usize = per_task.iter().map(|t| t.0).sum();
+    let longest = per_task.iter().map(|t| t.1).max().unwrap_or_default();
+    let fewest = per_task.iter().map(|t| t.0).min().unwrap_or_default();
+    let most = per_task.iter().map(|t| t.0).max().unwrap_or_default();
+    println!(
+        "{} tasks on {CLIENTS} clients, {run_for:?}: {total} grants, per task {fewest}..{most}, longest wait {longest:?}",
+        CLIENTS * TASKS
+    );
+    assert!(
+        longest < Duration::from_secs(1),
+        "a waiter waited {longest:?} (grants per task {per_task:?})"
+    );
+}
