@@ -7,9 +7,8 @@ pub const DEFAULT_PREFIX: &str = "fencelock";
 
 /// The Redis names of one lock: `<prefix>:{<escaped key>}:lock`,
 /// `<prefix>:{<escaped key>}:fence`, the waiters' queue
-/// `<prefix>:{<escaped key>}:queue` (liveness) and `…:order` (arrival), the
-/// hand-off reservation `<prefix>:{<escaped key>}:next` and the channel
-/// `<prefix>:{<escaped key>}:wake`.
+/// `<prefix>:{<escaped key>}:queue` (liveness) and `…:order` (arrival), and
+/// the channel `<prefix>:{<escaped key>}:wake`.
 ///
 /// All share the hash tag `{<escaped key>}`, so the scripts that touch
 /// several of them together are legal on Redis Cluster.
@@ -19,7 +18,6 @@ pub(crate) struct KeyNames {
     pub(crate) fence: String,
     pub(crate) queue: String,
     pub(crate) order: String,
-    pub(crate) next: String,
     pub(crate) channel: String,
 }
 
@@ -31,7 +29,6 @@ impl KeyNames {
             fence: format!("{prefix}:{{{tag}}}:fence"),
             queue: format!("{prefix}:{{{tag}}}:queue"),
             order: format!("{prefix}:{{{tag}}}:order"),
-            next: format!("{prefix}:{{{tag}}}:next"),
             channel: format!("{prefix}:{{{tag}}}:wake"),
         }
     }

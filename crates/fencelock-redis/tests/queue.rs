@@ -184,3 +184,50 @@ async fn looping_holders_do_not_starve_waiters() {
         "a waiter waited {longest:?} (grants per task {per_task:?})"
     );
 }
+
+/// A waiter that died after it queued is first in line: the release hands
+/// it the lock for the hand-off window, which it never uses; then the next
+/// waiter gets the lock at its safety-net re-check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_first_waiter_costs_the_handoff_window() {
+    let server = Server::start();
+    let url = server.url();
+    let holder = RedisLock::connect(&url).await.unwrap();
+    let g = holder.acquire("dead", &opts()).await.unwrap();
+    // A waiter that queued and died: an entry that stays live for 10 s.
+    let dead = "0123456789abcdef0123456789abcdef";
+    let lapses = format!("{}", u64::MAX / 2);
+    cli(
+        server.port,
+        &["ZADD", "fencelock:{dead}:queue", &lapses, dead],
+    );
+    cli(server.port, &["ZADD", "fencelock:{dead}:order", "0", dead]);
+    let patient = RedisLockBuilder::from_url(&url)
+        .unwrap()
+        .with_max_recheck_interval(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        let g = patient.acquire("dead", &opts()).await.expect("a grant");
+        (Instant::now(), g, patient)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(holder.inspect("dead").await.unwrap().queued, 2);
+
+    let released = Instant::now();
+    g.release().await.unwrap();
+    // Inside the window the lock is kept for the dead waiter.
+    let other = RedisLock::connect(&url).await.unwrap();
+    assert!(other.try_acquire("dead", &opts()).await.unwrap().is_none());
+    let (got_at, g2, _patient) = waiting.await.unwrap();
+    let took = got_at - released;
+    println!(
+        "the live waiter got the lock {took:?} after the release (window 200 ms, re-check 500 ms)"
+    );
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_millis(1500),
+        "the live waiter got the lock {took:?} after the release"
+    );
+    g2.release().await.unwrap();
+}

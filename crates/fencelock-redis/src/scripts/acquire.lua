@@ -1,55 +1,61 @@
 -- fencelock acquire: take the lock and hand out a fencing token, in one round trip.
 --
--- KEYS[1] lock key    (fencelock:{<key>}:lock)   value "<owner>:<token>", with a PX expiry
+-- KEYS[1] lock key    (fencelock:{<key>}:lock)   value "<owner>:<token>", with a PX expiry;
+--                     or "handoff:<waiter id>" for the hand-off window after a release
+--                     that handed the free lock to that waiter
 -- KEYS[2] fence key   (fencelock:{<key>}:fence)  the per-key token counter, never expires
 -- KEYS[3] queue key   (fencelock:{<key>}:queue)  waiting acquires: waiter ids scored by the
 --                     server time (ms) at which the entry lapses (refreshed by each attempt)
 -- KEYS[4] order key   (fencelock:{<key>}:order)  the same waiter ids scored by when each
 --                     first queued: the order in which releases hand the lock over
--- KEYS[5] next key    (fencelock:{<key>}:next)   the waiter a release handed the lock to,
---                     with a short PX (the hand-off window); while it lives only that
---                     waiter may take the free lock
 -- ARGV[1] owner id    (32 hex digits, no ':')
 -- ARGV[2] TTL in milliseconds
 -- ARGV[3] waiter id   ('' when the caller will not wait: try_acquire, Redlock)
 -- ARGV[4] lifetime of a queue entry in ms (the waiter re-checks well within it)
 -- ARGV[5] '1' when this waiter may already be queued (leave the queue on a grant)
 --
--- Returns {1, token}  granted (fresh, or our own grant found again after a lost reply)
---         {0, pttl}   busy: held by another owner for pttl more ms (-1: no expiry), or
---                     handed to another waiter for pttl more ms; a waiter is queued (its
---                     entry refreshed, its place kept), so that a release hands over to
---                     the oldest live waiter instead of waking all of them
+-- Returns {1, token}  granted (fresh, handed to this waiter, or our own grant found
+--                     again after a lost reply)
+--         {0, pttl}   busy: held by another owner, or handed to another waiter, for pttl
+--                     more ms (-1: no expiry); a waiter is queued (its entry refreshed, its
+--                     place kept), so that a release hands over to the oldest live waiter
+--                     instead of waking all of them
 --
 -- SET NX PX: the lock is only taken when the key is absent, and the counter is
--- only incremented when it was taken, so every grant gets a token greater than
--- every earlier grant of the same key.
+-- only incremented when a grant is made, so every grant gets a token greater
+-- than every earlier grant of the same key. An uncontended acquire runs
+-- SET, INCR, SET and touches no queue.
 local owner = ARGV[1]
 local ttl = ARGV[2]
 local waiter = ARGV[3]
-local function granted(token)
+local function grant()
+  local token = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], owner .. ':' .. token, 'PX', ttl)
   if ARGV[5] == '1' then
     redis.call('ZREM', KEYS[3], waiter)
     redis.call('ZREM', KEYS[4], waiter)
   end
   return {1, token}
 end
-local handed = redis.call('GET', KEYS[5])
-if (not handed or handed == waiter) and redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
-  if handed then
-    redis.call('DEL', KEYS[5])
-  end
-  local token = redis.call('INCR', KEYS[2])
-  redis.call('SET', KEYS[1], owner .. ':' .. token, 'PX', ttl)
-  return granted(token)
+if redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
+  return grant()
 end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local sep = string.find(cur, ':', 1, true)
-  if sep and string.sub(cur, 1, sep - 1) == owner then
+  local head = sep and string.sub(cur, 1, sep - 1)
+  if head == owner then
     -- An idempotent retry: the first attempt took the lock but its reply was lost.
     redis.call('PEXPIRE', KEYS[1], ttl)
-    return granted(tonumber(string.sub(cur, sep + 1)))
+    if ARGV[5] == '1' then
+      redis.call('ZREM', KEYS[3], waiter)
+      redis.call('ZREM', KEYS[4], waiter)
+    end
+    return {1, tonumber(string.sub(cur, sep + 1))}
+  end
+  if head == 'handoff' and waiter ~= '' and string.sub(cur, sep + 1) == waiter then
+    -- A release handed the free lock to this waiter.
+    return grant()
   end
 end
 if waiter ~= '' then
@@ -61,7 +67,4 @@ if waiter ~= '' then
   redis.call('PEXPIRE', KEYS[3], life)
   redis.call('PEXPIRE', KEYS[4], life)
 end
-if cur then
-  return {0, redis.call('PTTL', KEYS[1])}
-end
-return {0, redis.call('PTTL', KEYS[5])}
+return {0, redis.call('PTTL', KEYS[1])}
