@@ -54,14 +54,23 @@ is left is a price of a guarantee, or a limit of the target itself.
   it is unfair: the client that just released tries again at once and wins, while the others
   sleep 0–200 ms between retries (see the top client's share of grants, and the hand-off to
   *another* client, which is what waiters experience). fencelock's Redis waiters queue on the
-  server and a release wakes one of them by name (crates/fencelock-redis/src/scripts/
-  release.lua): one script per hand-off, where every waiter of every client used to try (31
-  scripts per release with 32 clients; grants/s at C=32 were 1481, hand-off to another client
-  609 µs, in the run of 2026-11-26 02:42). The lock stays unfair, so a client that releases and
-  asks again at once often wins against the woken waiter, which the top client's share shows.
-  Redlock's waiters still all try (each node would name a different waiter: split votes), so
-  Redlock's hot key stays a herd. 5x rslock's grants/s would also need more grants per second
-  than a single client's cycle rate on this machine.
+  server, and a release hands the free lock to the waiter that queued first, keeping it for
+  that waiter for a 200 ms hand-off window (crates/fencelock-redis/src/scripts/release.lua):
+  under contention every grant is a hand-off to another client, in queue order (the top
+  client's share is 1/C: 50 %, 13 % and 3 % at C = 2, 8 and 32), at the price of one pub/sub
+  hop per grant. At C=32: 1551 grants/s with a 618 µs hand-off in the run above, where the
+  earlier version, which let a releasing client take the lock back, measured 2802 grants/s
+  with a 38 % top share, and let waiters starve (the fault-injection harness's no-fault run
+  saw 7 acquires wait out their 20 s bound). Redlock's waiters still all try (each node would
+  name a different waiter: split votes), so Redlock's hot key stays a herd. 5x rslock's
+  grants/s would also need more grants per second than a single client's cycle rate on this
+  machine.
+- **Redis Cluster: hot-key p99 at C=2.** 302 grants/s with a 43 ms p99 in the run above;
+  two runs of `scripts/bench --only redis-cluster --no-docs` right after measured 685 grants/s
+  (p99 42 ms) and 2921 grants/s (p99 840 µs). A hand-off's wake-up crosses the cluster bus
+  when the waiter's pub/sub connection is on another node than the key's, and some of those
+  took about 40 ms, which looks like a delayed ACK; not investigated further. Sharded pub/sub
+  (`SSUBSCRIBE` on the key's own node) would take the bus out of the path; not built.
 - **Redis renewal at H = 10,000.** Renewals fall on a per-process grid of the renewal interval
   (crates/fencelock-core/src/watchdog.rs), so all of a client's renewals go out in the same
   instant, as pipelines of up to 512 (`with_renew_batch_max`); but 10,000 `EVALSHA`s are about
@@ -80,7 +89,9 @@ is left is a price of a guarantee, or a limit of the target itself.
   code of before and after them was measured one after the other, `--only` the deployment:
   etcd (the enqueue transaction in a task of its own) 0.98× and 0.97×; Redis (the waiters'
   queue: one more command in the release script, none in the acquire) before 1.30× and 1.45×,
-  after 1.70× and 1.02×, alternating. The servers and the benchmark share 2 cores with other
+  after 1.70× and 1.02×, alternating. Later the same day Redis measured 1.31× in the run above
+  and 0.74× and 1.00× in two `--only redis` runs right after it, with the same code and the
+  same 9 server commands per cycle. The servers and the benchmark share 2 cores with other
   work; a single run's ratio near 1.25× says little either way.
 - **etcd: throughput with 64 clients, below the Lock RPC.** Each fencelock client keeps its
   own lease, keep-alive stream and watch stream; 64 of them on 2 cores cost more client CPU
@@ -107,7 +118,8 @@ Fixed after the first run (2026-11-25), measured in the run above:
 - The benchmark warms each implementation up (0.3 s, unmeasured) before measuring it: the
   first implementation measured after the servers start was paying their warm-up.
 - Redis (2026-11-26): a release wakes one queued waiter by name instead of every waiter of
-  every client (see above).
+  every client, and hands it the lock: the oldest live waiter, for a hand-off window (see
+  above).
 ";
 
 pub(super) const RENEWAL_NOTES: &str = "
@@ -139,7 +151,7 @@ pub(super) const FENCING: &[(&str, &str)] = &[
 pub(super) const WAKE: &[(&str, &str)] = &[
     ("memory", "in-process notification"),
     ("file", "polling, 1 ms doubling to 20 ms"),
-    ("redis", "a pub/sub message on release that names one queued waiter (no herd), one subscription connection per client; a capped re-check is the safety net"),
+    ("redis", "a pub/sub message on release that hands the lock to the oldest live queued waiter (no herd, no starvation), one subscription connection per client; a capped re-check is the safety net"),
     ("redlock-3", "pub/sub on every node; split votes retry after a random pause up to 30 ms"),
     ("zookeeper", "a watch on the predecessor node only (no herd)"),
     ("etcd", "a watch on the predecessor key only"),
