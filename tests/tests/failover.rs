@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fencelock::{DistributedLock, ErrorKind, LockGuard, LockOptions};
+use fencelock_conformance::chaos::run::with_param;
 use fencelock_conformance::fixture::{etcd_leader, wait_until, zookeeper_leader, Fixture};
 use tokio::time::Instant;
 
@@ -619,9 +620,7 @@ async fn etcd_cluster_leader_paused_then_killed() {
     let name = format!("failover-{:08x}", rand::random::<u32>());
     // Calls left unanswered for 500 ms move to the next endpoint, so the
     // clients go on during the pause (the default, 2 s, would outlast it).
-    let url = f.url();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{sep}timeout=500ms");
+    let url = with_param(&f.url(), "timeout", "500ms");
     let (clients, stop, loopers) = setup(&url, &book, &name).await;
     let key = format!("{name}-held");
     // Held through the pause, and the 5 s after a kill: past the 3 s TTL.

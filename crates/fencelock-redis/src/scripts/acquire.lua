@@ -28,13 +28,16 @@
 local owner = ARGV[1]
 local ttl = ARGV[2]
 local waiter = ARGV[3]
-local function grant()
-  local token = redis.call('INCR', KEYS[2])
-  redis.call('SET', KEYS[1], owner .. ':' .. token, 'PX', ttl)
+local function leave_queue()
   if ARGV[5] == '1' then
     redis.call('ZREM', KEYS[3], waiter)
     redis.call('ZREM', KEYS[4], waiter)
   end
+end
+local function grant()
+  local token = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], owner .. ':' .. token, 'PX', ttl)
+  leave_queue()
   return {1, token}
 end
 if redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
@@ -47,10 +50,7 @@ if cur then
   if head == owner then
     -- An idempotent retry: the first attempt took the lock but its reply was lost.
     redis.call('PEXPIRE', KEYS[1], ttl)
-    if ARGV[5] == '1' then
-      redis.call('ZREM', KEYS[3], waiter)
-      redis.call('ZREM', KEYS[4], waiter)
-    end
+    leave_queue()
     return {1, tonumber(string.sub(cur, sep + 1))}
   end
   if head == 'handoff' and waiter ~= '' and string.sub(cur, sep + 1) == waiter then
