@@ -75,7 +75,7 @@ fn spawn_waiter(
             let left = give_up.saturating_duration_since(Instant::now());
             match lock.acquire(&key, &opts(left)).await {
                 Ok(g) => return (Some((Instant::now(), g)), errors),
-                Err(e) if e.kind() == ErrorKind::Timeout => break,
+                Err(e) if e.kind() == ErrorKind::Busy => break,
                 Err(e) => {
                     errors.push(format!("{:?}: {e}", e.kind()));
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -13,18 +13,29 @@ async fn target(backend: &str) -> Target {
 }
 
 macro_rules! suite {
+    // A store in this process or on this host: every lock case.
     ($module:ident, $backend:literal) => {
         mod $module {
-            suite!(@cases $backend; exclusion, cross_process, busy, no_foreign_release,
-                abandonment, lost_signal, renewal, drop_frees, cancellation, wakeup,
-                fairness, hostile_keys, unreachable);
+            suite!(@lock $backend);
         }
+    };
+    // A store of server processes: the lock cases and the outage cases.
+    ($module:ident, $backend:literal, servers) => {
+        mod $module {
+            suite!(@lock $backend);
+            suite!(@cases $backend; store_paused);
+        }
+    };
+    (@lock $backend:literal) => {
+        suite!(@cases $backend; exclusion, cross_process, busy, no_foreign_release,
+            abandonment, lost_signal, renewal, drop_frees, cancellation, wakeup,
+            fairness, hostile_keys, unreachable);
     };
     (@cases $backend:literal; $($case:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let t = super::super::target($backend).await;
+                let t = crate::target($backend).await;
                 fencelock_conformance::cases::$case(&t).await;
             }
         )*
@@ -34,12 +45,12 @@ macro_rules! suite {
 mod conformance {
     suite!(memory, "memory");
     suite!(file, "file");
-    suite!(redis, "redis");
-    suite!(redis_cluster, "redis-cluster");
-    suite!(etcd, "etcd");
-    suite!(etcd_cluster, "etcd-cluster");
-    suite!(zookeeper, "zookeeper");
-    suite!(zookeeper_ensemble, "zookeeper-ensemble");
-    suite!(redlock, "redlock");
-    suite!(redis_sentinel, "redis-sentinel");
+    suite!(redis, "redis", servers);
+    suite!(redis_cluster, "redis-cluster", servers);
+    suite!(etcd, "etcd", servers);
+    suite!(etcd_cluster, "etcd-cluster", servers);
+    suite!(zookeeper, "zookeeper", servers);
+    suite!(zookeeper_ensemble, "zookeeper-ensemble", servers);
+    suite!(redlock, "redlock", servers);
+    suite!(redis_sentinel, "redis-sentinel", servers);
 }

@@ -4,7 +4,8 @@ use fencelock::{Error, ErrorKind};
 
 /// Bad key, bad URL or option (sysexits EX_USAGE).
 pub const USAGE: u8 = 64;
-/// The lock service cannot be reached (EX_UNAVAILABLE).
+/// The lock service cannot be reached, or did not answer in time
+/// (EX_UNAVAILABLE): an outage, never a busy lock.
 pub const UNAVAILABLE: u8 = 69;
 /// Any other failure of the lock service (EX_SOFTWARE).
 pub const SOFTWARE: u8 = 70;
@@ -23,7 +24,7 @@ pub const NOT_FOUND: u8 = 127;
 pub const TABLE: &str =
     "Exit status of `run`: the command's own (128+N when killed by signal N), or
   64   bad key, URL or option
-  69   the lock service cannot be reached
+  69   the lock service cannot be reached or did not answer in time
   70   another lock-service error
   75   busy and --wait 0 (change with --conflict-exit-code)
   80   the lock was lost while the command ran; it got SIGTERM, then SIGKILL
@@ -34,8 +35,8 @@ pub const TABLE: &str =
 pub fn for_error(e: &Error) -> u8 {
     match e.kind() {
         ErrorKind::InvalidKey | ErrorKind::InvalidConfig => USAGE,
-        ErrorKind::Connection => UNAVAILABLE,
-        ErrorKind::Timeout => TIMEOUT,
+        ErrorKind::Connection | ErrorKind::Timeout => UNAVAILABLE,
+        ErrorKind::Busy => TIMEOUT,
         ErrorKind::Lost => LOST,
         _ => SOFTWARE,
     }

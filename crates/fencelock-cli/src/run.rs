@@ -105,7 +105,7 @@ pub async fn run(url: &str, json: bool, args: RunArgs) -> u8 {
             report(json, &args, "busy", None, args.conflict_exit_code);
             return args.conflict_exit_code;
         }
-        Err(e) if e.kind() == ErrorKind::Timeout && args.wait.is_some() => {
+        Err(e) if e.kind() == ErrorKind::Busy && args.wait.is_some() => {
             if !json {
                 eprintln!("fencelock: {}", one_line(&e));
             }

@@ -129,6 +129,41 @@ async fn wait_zero_on_a_held_key_exits_with_the_conflict_code_at_once() {
     }
 }
 
+/// A store paused (SIGSTOP) while `run --wait` waits on a held lock is an
+/// outage: exit 69 (unavailable), never 124 (still busy).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_store_exits_unavailable_not_busy() {
+    for backend in ["redis", "zookeeper", "etcd"] {
+        let f = fixture(backend).await;
+        let mut holder = fencelock(&f.url())
+            .args(["run", "paused", "--", "sh", "-c", "echo held; sleep 60"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_line(&mut holder, "held").await;
+        let waiter = fencelock(&f.url())
+            .args(["run", "--wait", "2s", "paused", "--", "true"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        for i in 0..f.server_count() {
+            f.server(i).pause();
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), waiter.wait_with_output()).await;
+        for i in 0..f.server_count() {
+            f.server(i).resume();
+        }
+        let out = out
+            .unwrap_or_else(|_| panic!("{backend}: run hung on a paused store"))
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(69), "{backend}: {err}");
+        holder.start_kill().unwrap();
+        let _ = holder.wait().await;
+    }
+}
+
 async fn wait_for_line(child: &mut tokio::process::Child, want: &str) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let out = child.stdout.take().expect("piped");

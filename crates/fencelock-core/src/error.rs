@@ -16,8 +16,14 @@ pub enum ErrorKind {
     InvalidKey,
     /// An option, URL or builder setting is out of range or malformed.
     InvalidConfig,
-    /// A wait bound or a store call ran out of time.
+    /// The store did not answer within its response timeout: an outage or a
+    /// paused server, not contention. Retryable. (The wait bound running out
+    /// while another owner held the lock is [`ErrorKind::Busy`].)
     Timeout,
+    /// The wait bound ran out while another owner held the lock (or others
+    /// were queued before this caller): contention, not a fault. The
+    /// caller's fallback is the right answer; the store answered throughout.
+    Busy,
     /// The grant was lost: its validity deadline passed, the session or lease
     /// expired, or another owner holds the key now. A critical section that
     /// was running may have overlapped another holder's.
@@ -37,7 +43,8 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidKey => "invalid key",
             ErrorKind::InvalidConfig => "invalid configuration",
-            ErrorKind::Timeout => "timed out",
+            ErrorKind::Timeout => "the store did not answer in time",
+            ErrorKind::Busy => "still busy",
             ErrorKind::Lost => "lock lost",
             ErrorKind::NotHeld => "lock not held",
             ErrorKind::Connection => "connection failed",
@@ -89,9 +96,14 @@ impl Error {
         Self::new(ErrorKind::InvalidConfig, message)
     }
 
-    /// [`ErrorKind::Timeout`] with a reason.
+    /// [`ErrorKind::Timeout`] with a reason: the store did not answer in time.
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Timeout, message)
+    }
+
+    /// [`ErrorKind::Busy`] with a reason: the wait bound ran out under contention.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Busy, message)
     }
 
     /// [`ErrorKind::Lost`] with a reason.
@@ -155,9 +167,11 @@ impl Error {
         self.key.as_deref()
     }
 
-    /// Whether the same call may succeed when tried again: true for
-    /// [`ErrorKind::Timeout`] and [`ErrorKind::Connection`] unless a backend
-    /// said otherwise, false for the rest.
+    /// Whether the same call may succeed when tried again because the store
+    /// may answer next time: true for [`ErrorKind::Timeout`] and
+    /// [`ErrorKind::Connection`] unless a backend said otherwise, false for
+    /// the rest. [`ErrorKind::Busy`] is false: the store answered, and
+    /// whether to wait longer is the caller's choice, not a fault to retry.
     pub fn is_retryable(&self) -> bool {
         self.retryable.unwrap_or(matches!(
             self.kind,
@@ -220,5 +234,8 @@ mod tests {
         assert!(e.is_retryable());
         assert!(!Error::invalid_key("x").is_retryable());
         assert!(!Error::timeout("x").with_retryable(false).is_retryable());
+        assert!(Error::timeout("x").is_retryable());
+        assert!(!Error::busy("x").is_retryable());
+        assert_ne!(Error::busy("x").kind(), Error::timeout("x").kind());
     }
 }

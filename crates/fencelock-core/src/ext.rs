@@ -67,6 +67,10 @@ pub trait DistributedLockExt: DistributedLock {
     /// returns [`Attempt::Ran`]; returns [`Attempt::Busy`] when the lock stayed
     /// busy, so the caller can answer with its fallback.
     ///
+    /// Only contention is `Busy` ([`ErrorKind::Busy`] from the acquire): a
+    /// store that does not answer ([`ErrorKind::Timeout`],
+    /// [`ErrorKind::Connection`]) is an error, never a busy lock.
+    ///
     /// # Errors
     ///
     /// As [`with_lock`](Self::with_lock), except that contention is `Busy`.
@@ -86,7 +90,7 @@ pub trait DistributedLockExt: DistributedLock {
                 None | Some(Duration::ZERO) => self.try_acquire(key, opts).await?,
                 Some(_) => match self.acquire(key, opts).await {
                     Ok(g) => Some(g),
-                    Err(e) if e.kind() == ErrorKind::Timeout => None,
+                    Err(e) if e.kind() == ErrorKind::Busy => None,
                     Err(e) => return Err(e),
                 },
             };

@@ -42,10 +42,11 @@ impl LockGuard {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the grant's
-    /// deadline has already passed (a reply that arrived too late is not a
-    /// grant); the grant is then released in the background.
-    pub fn from_grant(grant: Grant, opts: &LockOptions) -> Result<LockGuard> {
+    /// [`LateGrant`] when the grant's deadline has already passed (a reply
+    /// that arrived too late is not a grant); the grant is then released in
+    /// the background. An acquire tries again; a single attempt turns it
+    /// into [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) with `?`.
+    pub fn from_grant(grant: Grant, opts: &LockOptions) -> Result<LockGuard, LateGrant> {
         let Grant {
             key,
             token,
@@ -80,10 +81,7 @@ impl LockGuard {
                 let ops = Arc::clone(&ops);
                 rt.spawn(async move { ops.release().await });
             }
-            return Err(Error::timeout(
-                "the grant arrived after its validity deadline; it was released",
-            )
-            .with_key(key));
+            return Err(LateGrant { key });
         };
         let session = matches!(watch, Watch::Session(_));
         let shared = Arc::new(Shared::new(key, token, owner, deadline, basis, ttl));
@@ -259,6 +257,32 @@ impl Drop for LockGuard {
                 }
             });
         }
+    }
+}
+
+/// A grant whose reply arrived after its validity deadline: not a grant
+/// (core released it in the background). An internal outcome of a backend's
+/// acquire, which asks again with a fresh owner id; converted into an
+/// [`Error`] (of kind [`ErrorKind::Timeout`](crate::ErrorKind::Timeout):
+/// the store did not answer in time) where no retry follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateGrant {
+    key: String,
+}
+
+impl LateGrant {
+    /// The lock key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl From<LateGrant> for Error {
+    fn from(late: LateGrant) -> Error {
+        Error::timeout(
+            "the store's grant arrived after its validity deadline (it was released); the store did not answer in time",
+        )
+        .with_key(late.key)
     }
 }
 

@@ -15,6 +15,7 @@ mod lock;
 mod memory;
 mod options;
 pub mod parse;
+pub mod raw;
 mod token;
 mod watchdog;
 

@@ -44,6 +44,10 @@ use crate::{Capabilities, LockGuard, LockOptions, Result};
 ///   [`ErrorKind::Connection`](crate::ErrorKind::Connection) or
 ///   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) within the configured
 ///   bounds, never a hang.
+/// - **Busy is not an outage**: a wait bound that runs out while another
+///   owner holds the key is [`ErrorKind::Busy`](crate::ErrorKind::Busy),
+///   and only then; a store that stops answering is `Timeout` or
+///   `Connection` (retryable), even when the wait bound passes meanwhile.
 #[async_trait]
 pub trait DistributedLock: Send + Sync + fmt::Debug + 'static {
     /// One attempt: `Ok(Some(guard))` when granted, `Ok(None)` when another
@@ -60,8 +64,10 @@ pub trait DistributedLock: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the wait bound
-    /// passes; the key and option errors of [`validate_key`](crate::validate_key)
+    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy) when the wait bound
+    /// passes with the key held by another owner;
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the store does
+    /// not answer in time; the key and option errors of [`validate_key`](crate::validate_key)
     /// and [`LockOptions::validate`]; store errors.
     ///
     /// # Cancel safety

@@ -8,26 +8,80 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
-use crate::grant::{Grant, GrantOps, Validity};
+use crate::raw::{Grant, GrantOps, LateGrant, Validity, WaitBound};
 use crate::{
-    validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
-    FencingToken, Inspect, LockGuard, LockOptions, LockStatus, OwnerId, Result, Scope, Wakeup,
+    validate_key, Capabilities, DistributedLock, Expiry, Extend, Fairness, Fencing, FencingToken,
+    Inspect, LockGuard, LockOptions, LockStatus, OwnerId, Result, Scope, Wakeup,
 };
 
 /// The shared state behind one or more [`MemoryLock`] clients: every client
 /// made from the same store excludes the others.
+///
+/// Memory is bounded by what is held and waited for: a key that is released
+/// with nobody queued leaves no state behind, and grants that expired
+/// without a release are swept as the map grows. Tokens come from one
+/// counter for the whole store, so they still rise per key after a key's
+/// state is gone.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    keys: Mutex<HashMap<String, KeyState>>,
+    state: Mutex<State>,
     next_waiter: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    keys: HashMap<String, KeyState>,
+    /// The last token handed out, for every key of the store.
+    last_token: u64,
+    /// The number of keys after the last sweep of expired ones.
+    swept_at: usize,
+}
+
+impl State {
+    fn entry(&mut self, key: &str) -> &mut KeyState {
+        if !self.keys.contains_key(key) {
+            self.sweep_if_grown();
+            self.keys.insert(key.to_string(), KeyState::new());
+        }
+        self.keys.get_mut(key).expect("inserted above")
+    }
+
+    fn grant(&mut self, key: &str, owner: OwnerId, now: Instant, ttl: Duration) -> FencingToken {
+        self.last_token += 1;
+        let token = self.last_token;
+        self.entry(key).holder = Some(Holder {
+            owner,
+            token,
+            expires: now + ttl,
+        });
+        FencingToken::new(token)
+    }
+
+    /// Drops `key`'s state when nothing is held or queued there.
+    fn forget_if_idle(&mut self, key: &str, now: Instant) {
+        if self.keys.get_mut(key).is_some_and(|st| st.idle(now)) {
+            self.keys.remove(key);
+        }
+    }
+
+    /// Drops idle keys (expired grants nobody released) once the map has
+    /// doubled since the last sweep: amortised O(1) per new key.
+    fn sweep_if_grown(&mut self) {
+        if self.keys.len() < 2 * self.swept_at + 64 {
+            return;
+        }
+        let now = Instant::now();
+        self.keys.retain(|_, st| !st.idle(now));
+        self.keys.shrink_to(2 * self.keys.len() + 64);
+        self.swept_at = self.keys.len();
+    }
 }
 
 #[derive(Debug)]
 struct KeyState {
     holder: Option<Holder>,
-    last_token: u64,
     queue: VecDeque<u64>,
     changes: watch::Sender<u64>,
 }
@@ -35,6 +89,7 @@ struct KeyState {
 #[derive(Debug, Clone, Copy)]
 struct Holder {
     owner: OwnerId,
+    token: u64,
     expires: Instant,
 }
 
@@ -42,7 +97,6 @@ impl KeyState {
     fn new() -> Self {
         KeyState {
             holder: None,
-            last_token: 0,
             queue: VecDeque::new(),
             changes: watch::channel(0).0,
         }
@@ -56,13 +110,9 @@ impl KeyState {
         self.holder
     }
 
-    fn grant(&mut self, owner: OwnerId, now: Instant, ttl: Duration) -> FencingToken {
-        self.last_token += 1;
-        self.holder = Some(Holder {
-            owner,
-            expires: now + ttl,
-        });
-        FencingToken::new(self.last_token)
+    /// Nothing held, nobody queued: the state can go.
+    fn idle(&mut self, now: Instant) -> bool {
+        self.holder(now).is_none() && self.queue.is_empty()
     }
 
     fn changed(&self) {
@@ -76,14 +126,15 @@ impl MemoryStore {
         Arc::new(Self::default())
     }
 
-    fn keys(&self) -> MutexGuard<'_, HashMap<String, KeyState>> {
-        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many keys are held right now (expired grants do not count).
     pub fn held(&self) -> usize {
         let now = Instant::now();
-        self.keys()
+        self.state()
+            .keys
             .values_mut()
             .filter_map(|s| s.holder(now))
             .count()
@@ -91,7 +142,13 @@ impl MemoryStore {
 
     /// How many acquirers are queued on `key`.
     pub fn waiting(&self, key: &str) -> usize {
-        self.keys().get(key).map_or(0, |s| s.queue.len())
+        self.state().keys.get(key).map_or(0, |s| s.queue.len())
+    }
+
+    /// How many keys the store keeps state for: those held or waited for,
+    /// plus expired grants not yet swept. Released keys are not counted.
+    pub fn tracked(&self) -> usize {
+        self.state().keys.len()
     }
 }
 
@@ -158,7 +215,7 @@ impl MemoryLock {
         token: FencingToken,
         sent_at: Instant,
         opts: &LockOptions,
-    ) -> Result<LockGuard> {
+    ) -> Result<LockGuard, LateGrant> {
         let ops = Arc::new(MemoryGrant {
             store: Arc::clone(&self.store),
             key: key.to_string(),
@@ -191,14 +248,15 @@ impl Drop for QueueTicket<'_> {
         if !self.armed {
             return;
         }
-        let mut keys = self.store.keys();
-        if let Some(st) = keys.get_mut(self.key) {
+        let mut state = self.store.state();
+        if let Some(st) = state.keys.get_mut(self.key) {
             let was_front = st.queue.front() == Some(&self.id);
             st.queue.retain(|w| *w != self.id);
             if was_front {
                 st.changed();
             }
         }
+        state.forget_if_idle(self.key, Instant::now());
     }
 }
 
@@ -210,21 +268,22 @@ impl DistributedLock for MemoryLock {
         let owner = OwnerId::random();
         let now = Instant::now();
         let token = {
-            let mut keys = self.store.keys();
-            let st = keys.entry(key.to_string()).or_insert_with(KeyState::new);
-            if st.holder(now).is_some() || !st.queue.is_empty() {
-                return Ok(None);
+            let mut state = self.store.state();
+            if let Some(st) = state.keys.get_mut(key) {
+                if st.holder(now).is_some() || !st.queue.is_empty() {
+                    return Ok(None);
+                }
             }
-            st.grant(owner, now, opts.ttl())
+            state.grant(key, owner, now, opts.ttl())
         };
-        self.guard(key, owner, token, now, opts).map(Some)
+        Ok(Some(self.guard(key, owner, token, now, opts)?))
     }
 
     async fn acquire(&self, key: &str, opts: &LockOptions) -> Result<LockGuard> {
         validate_key(key)?;
         opts.validate()?;
         let owner = OwnerId::random();
-        let wait_until = opts.wait().map(|w| Instant::now() + w);
+        let bound = WaitBound::start(opts);
         let id = self.store.next_waiter.fetch_add(1, Ordering::Relaxed);
         let mut ticket = QueueTicket {
             store: &self.store,
@@ -232,39 +291,28 @@ impl DistributedLock for MemoryLock {
             id,
             armed: true,
         };
-        self.store
-            .keys()
-            .entry(key.to_string())
-            .or_insert_with(KeyState::new)
-            .queue
-            .push_back(id);
+        self.store.state().entry(key).queue.push_back(id);
         loop {
             let now = Instant::now();
             let (mut changes, holder_expires) = {
-                let mut keys = self.store.keys();
-                let st = keys.entry(key.to_string()).or_insert_with(KeyState::new);
+                let mut state = self.store.state();
+                let st = state.entry(key);
                 let holder = st.holder(now);
                 if holder.is_none() && st.queue.front() == Some(&id) {
                     st.queue.pop_front();
                     ticket.armed = false;
-                    let token = st.grant(owner, now, opts.ttl());
-                    drop(keys);
-                    return self.guard(key, owner, token, now, opts);
+                    let token = state.grant(key, owner, now, opts.ttl());
+                    drop(state);
+                    return Ok(self.guard(key, owner, token, now, opts)?);
                 }
                 (st.changes.subscribe(), holder.map(|h| h.expires))
             };
-            if wait_until.is_some_and(|t| now >= t) {
-                return Err(Error::timeout(format!(
-                    "the lock stayed busy for the whole wait bound of {:?}",
-                    opts.wait().unwrap_or_default()
-                ))
-                .with_key(key));
+            if bound.passed() {
+                return Err(bound.busy(key));
             }
-            let far = now + Duration::from_secs(86_400 * 365);
             tokio::select! {
                 _ = changes.changed() => {}
-                () = sleep_until(holder_expires.unwrap_or(far)) => {}
-                () = sleep_until(wait_until.unwrap_or(far)) => {}
+                () = bound.sleep_until(holder_expires) => {}
             }
         }
     }
@@ -290,19 +338,22 @@ impl Inspect for MemoryLock {
     async fn status(&self, key: &str) -> Result<LockStatus> {
         validate_key(key)?;
         let now = Instant::now();
-        let mut keys = self.store.keys();
-        Ok(keys
+        let mut state = self.store.state();
+        Ok(state
+            .keys
             .get_mut(key)
             .map_or_else(|| status(key, None, now), |st| status(key, Some(st), now)))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockStatus>> {
         let now = Instant::now();
-        let mut keys = self.store.keys();
-        let mut out: Vec<LockStatus> = keys
+        let mut state = self.store.state();
+        let mut out: Vec<LockStatus> = state
+            .keys
             .iter_mut()
             .filter(|(k, _)| k.starts_with(prefix))
             .map(|(k, st)| status(k, Some(st), now))
+            .filter(|s| s.held || s.waiters.is_some_and(|w| w > 0))
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
@@ -321,7 +372,7 @@ fn status(key: &str, st: Option<&mut KeyState>, now: Instant) -> LockStatus {
         key: key.to_string(),
         held: holder.is_some(),
         owner: holder.map(|h| h.owner.to_string()),
-        token: (st.last_token > 0).then(|| FencingToken::new(st.last_token)),
+        token: holder.map(|h| FencingToken::new(h.token)),
         remaining: holder.map(|h| h.expires.saturating_duration_since(now)),
         waiters: Some(st.queue.len()),
     }
@@ -337,8 +388,8 @@ struct MemoryGrant {
 impl GrantOps for MemoryGrant {
     async fn renew(&self, ttl: Duration) -> Result<bool> {
         let now = Instant::now();
-        let mut keys = self.store.keys();
-        let Some(st) = keys.get_mut(&self.key) else {
+        let mut state = self.store.state();
+        let Some(st) = state.keys.get_mut(&self.key) else {
             return Ok(false);
         };
         match &mut st.holder {
@@ -352,17 +403,19 @@ impl GrantOps for MemoryGrant {
 
     async fn release(&self) -> Result<bool> {
         let now = Instant::now();
-        let mut keys = self.store.keys();
-        let Some(st) = keys.get_mut(&self.key) else {
+        let mut state = self.store.state();
+        let Some(st) = state.keys.get_mut(&self.key) else {
             return Ok(false);
         };
-        match st.holder {
+        let released = match st.holder {
             Some(h) if h.owner == self.owner => {
                 st.holder = None;
                 st.changed();
-                Ok(now < h.expires)
+                now < h.expires
             }
-            _ => Ok(false),
-        }
+            _ => false,
+        };
+        state.forget_if_idle(&self.key, now);
+        Ok(released)
     }
 }

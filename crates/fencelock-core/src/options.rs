@@ -62,7 +62,7 @@ impl LockOptions {
     }
 
     /// How long [`acquire`](crate::DistributedLock::acquire) waits for a busy
-    /// lock before [`ErrorKind::Timeout`](crate::ErrorKind::Timeout).
+    /// lock before [`ErrorKind::Busy`](crate::ErrorKind::Busy).
     /// `Duration::ZERO` makes one attempt.
     #[must_use]
     pub fn with_wait(mut self, wait: Duration) -> Self {

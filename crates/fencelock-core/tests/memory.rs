@@ -58,14 +58,14 @@ async fn acquire_honours_its_wait_bound() {
         .acquire("k", &opts().with_wait(Duration::from_millis(300)))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.kind(), ErrorKind::Busy);
     assert_eq!(started.elapsed(), Duration::from_millis(300));
     // Zero wait is one attempt.
     let e = lock
         .acquire("k", &opts().with_wait(Duration::ZERO))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.kind(), ErrorKind::Busy);
     assert_eq!(started.elapsed(), Duration::from_millis(300));
 }
 
@@ -247,4 +247,73 @@ async fn bad_inputs_are_typed_errors() {
     let b = lock.try_acquire("key", &opts()).await.unwrap().unwrap();
     a.release().await.unwrap();
     b.release().await.unwrap();
+}
+
+/// Resident set size of this process, in bytes (Linux).
+fn rss() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_million_released_keys_leave_nothing_behind_and_tokens_still_rise() {
+    let lock = MemoryLock::new();
+    let o = opts().with_auto_renew(false);
+    let mut last = None;
+    let mut rss_at_100k = 0;
+    for i in 0..1_000_000u32 {
+        let key = format!("payment:{i}");
+        let g = lock.try_acquire(&key, &o).await.unwrap().unwrap();
+        assert!(last.is_none_or(|t| g.token() > t), "tokens rise");
+        last = Some(g.token());
+        g.release().await.unwrap();
+        // As a service would between requests: lets the runtime reap the
+        // aborted watchdog tasks.
+        tokio::task::yield_now().await;
+        if i == 100_000 {
+            rss_at_100k = rss();
+        }
+    }
+    assert_eq!(lock.store().tracked(), 0, "no state for released keys");
+    // The same key again still gets a higher token.
+    let g = lock.try_acquire("payment:0", &o).await.unwrap().unwrap();
+    assert!(Some(g.token()) > last);
+    let grown = rss().saturating_sub(rss_at_100k);
+    assert!(
+        grown < 16 << 20,
+        "memory grew {grown} bytes between 100k and 1M keys"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_grants_nobody_released_are_swept() {
+    let lock = MemoryLock::new();
+    let o = LockOptions::new()
+        .with_ttl(Duration::from_millis(100))
+        .with_auto_renew(false);
+    for i in 0..1000 {
+        lock.try_acquire(&format!("leaked:{i}"), &o)
+            .await
+            .unwrap()
+            .unwrap()
+            .leak();
+    }
+    tokio::time::advance(Duration::from_millis(200)).await;
+    for i in 0..1000 {
+        lock.try_acquire(&format!("fresh:{i}"), &o)
+            .await
+            .unwrap()
+            .unwrap()
+            .leak();
+    }
+    assert!(
+        lock.store().tracked() < 1500,
+        "expired leaked grants were swept: {} keys tracked",
+        lock.store().tracked()
+    );
 }

@@ -9,14 +9,14 @@ use async_trait::async_trait;
 use etcd_client::{
     Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
-use fencelock_core::grant::{Grant, Validity};
+use fencelock_core::raw::{Grant, LateGrant, Validity, WaitBound};
 use fencelock_core::{
-    validate_key, Capabilities, DistributedLock, Error, ErrorKind, Expiry, Extend, Fairness,
-    Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
+    validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
+    FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 use futures_util::FutureExt;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep, Instant};
+use tokio::time::sleep;
 
 use crate::config::EtcdLockBuilder;
 use crate::endpoints::Endpoints;
@@ -93,8 +93,8 @@ impl fmt::Debug for EtcdLock {
 enum Outcome {
     Granted(LockGuard),
     Busy,
-    /// The grant arrived too late (`from_grant` said Timeout): try again.
-    Late(Error),
+    /// The grant arrived too late: try again.
+    Late(LateGrant),
     /// The session's lease turned out to be gone: try again on a new one.
     Retry(Error),
 }
@@ -498,7 +498,7 @@ impl EtcdLock {
         &self,
         key: &str,
         opts: &LockOptions,
-        wait: Option<Option<Instant>>,
+        wait: Option<WaitBound>,
     ) -> Result<Outcome> {
         let contenders = self.inner.layout.contenders(key);
         let lease = self.inner.session.lease().await?;
@@ -542,12 +542,11 @@ impl EtcdLock {
         // lease cannot end before the session deadline `from_grant` checks.
         // The etcd#11456 check is for waiters (`recheck`).
         if let Place::Behind(known) = place {
-            let Some(wait_until) = wait else {
+            let Some(bound) = wait else {
                 pending.cancel().await?;
                 return Ok(Outcome::Busy);
             };
             let mut lease_rx = lease.deadline.clone();
-            let far = Instant::now() + Duration::from_secs(86_400 * 365);
             let lost = || {
                 Error::lost(
                     "the client's etcd lease expired while waiting for the lock; nothing was granted",
@@ -567,9 +566,9 @@ impl EtcdLock {
                 }
             }
             while let Some((pred_key, pred_created)) = pred.take() {
-                if wait_until.is_some_and(|t| Instant::now() >= t) {
+                if bound.passed() {
                     pending.cancel().await?;
-                    return Err(wait_timeout(key, opts));
+                    return Err(bound.busy(key));
                 }
                 // A live watch: etcd delivers it at once, where a watch from
                 // an older revision waits for its 100 ms catch-up; a delete
@@ -585,9 +584,9 @@ impl EtcdLock {
                         sleep(Duration::from_millis(50).min(self.inner.poll)).await;
                     },
                     () = sleep(self.inner.poll) => {}
-                    () = tokio::time::sleep_until(wait_until.unwrap_or(far)) => {
+                    () = bound.sleep_until(None) => {
                         pending.cancel().await?;
-                        return Err(wait_timeout(key, opts));
+                        return Err(bound.busy(key));
                     }
                     () = async { let _ = lease_rx.wait_for(|d| d.is_none()).await.is_err(); } => {}
                 }
@@ -637,8 +636,7 @@ impl EtcdLock {
         };
         match LockGuard::from_grant(grant, opts) {
             Ok(g) => Ok(Outcome::Granted(g)),
-            Err(e) if e.kind() == ErrorKind::Timeout => Ok(Outcome::Late(e)),
-            Err(e) => Err(e),
+            Err(late) => Ok(Outcome::Late(late)),
         }
     }
 }
@@ -660,14 +658,6 @@ struct Queued {
     place: Place,
 }
 
-fn wait_timeout(key: &str, opts: &LockOptions) -> Error {
-    Error::timeout(format!(
-        "the lock stayed busy for the whole wait bound of {:?}",
-        opts.wait().unwrap_or_default()
-    ))
-    .with_key(key)
-}
-
 #[async_trait]
 impl DistributedLock for EtcdLock {
     async fn try_acquire(&self, key: &str, opts: &LockOptions) -> Result<Option<LockGuard>> {
@@ -682,7 +672,7 @@ impl DistributedLock for EtcdLock {
             {
                 Outcome::Granted(g) => return Ok(Some(g)),
                 Outcome::Busy => return Ok(None),
-                Outcome::Late(e) => return Err(e),
+                Outcome::Late(late) => return Err(late.into()),
                 Outcome::Retry(_) => {}
             }
         }
@@ -692,19 +682,19 @@ impl DistributedLock for EtcdLock {
     async fn acquire(&self, key: &str, opts: &LockOptions) -> Result<LockGuard> {
         validate_key(key)?;
         opts.validate()?;
-        let wait_until = opts.wait().map(|w| Instant::now() + w);
+        let bound = WaitBound::start(opts);
         let mut retries = 0;
         loop {
             match self
-                .attempt(key, opts, Some(wait_until))
+                .attempt(key, opts, Some(bound))
                 .await
                 .map_err(|e| keyed(e, key))?
             {
                 Outcome::Granted(g) => return Ok(g),
-                Outcome::Busy => return Err(wait_timeout(key, opts)),
-                Outcome::Late(e) => {
-                    if wait_until.is_some_and(|t| Instant::now() >= t) {
-                        return Err(e);
+                Outcome::Busy => return Err(bound.busy(key)),
+                Outcome::Late(late) => {
+                    if bound.passed() {
+                        return Err(late.into());
                     }
                     tracing::debug!(key, "the grant arrived too late; trying again");
                 }

@@ -371,12 +371,12 @@ async fn cancelled_waiter_leaves_no_key_and_wait_bounds_hold() {
         .acquire("cancel", &opts().with_wait(Duration::from_millis(300)))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.kind(), ErrorKind::Busy);
     let err = b
         .acquire("cancel", &opts().with_wait(Duration::ZERO))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.kind(), ErrorKind::Busy);
     assert_eq!(a.inspect("cancel").await.unwrap().waiters, 0);
     g.release().await.unwrap();
     // The key is free again at once: the waiters left nothing behind.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencelock_core::grant::{Grant, GrantOps, Validity};
+use fencelock_core::raw::{Grant, GrantOps, Validity, WaitBound};
 use fencelock_core::{
     validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
     FencingToken, Inspect, LockGuard, LockOptions, LockStatus, OwnerId, Result, Scope, Wakeup,
@@ -121,7 +121,7 @@ impl FileLock {
             file: Mutex::new(Some(file)),
             _keep: keep,
         });
-        LockGuard::from_grant(
+        Ok(Some(LockGuard::from_grant(
             Grant {
                 key: key.to_string(),
                 token,
@@ -131,8 +131,7 @@ impl FileLock {
                 revoked: None,
             },
             opts,
-        )
-        .map(Some)
+        )?))
     }
 
     /// Whether `key` is held, and its last token, owner and process.
@@ -280,22 +279,16 @@ impl DistributedLock for FileLock {
     async fn acquire(&self, key: &str, opts: &LockOptions) -> Result<LockGuard> {
         validate_key(key)?;
         opts.validate()?;
-        let until = opts.wait().map(|w| Instant::now() + w);
+        let bound = WaitBound::start(opts);
         let mut pause = Duration::from_millis(1);
         loop {
             if let Some(g) = self.attempt(key, opts).await? {
                 return Ok(g);
             }
-            let now = Instant::now();
-            if until.is_some_and(|u| now >= u) {
-                return Err(Error::timeout(format!(
-                    "the lock stayed busy for the whole wait bound of {:?}",
-                    opts.wait().unwrap_or_default()
-                ))
-                .with_key(key));
+            if bound.passed() {
+                return Err(bound.busy(key));
             }
-            let next = now + pause;
-            tokio::time::sleep_until(until.map_or(next, |u| next.min(u))).await;
+            bound.sleep_until(Some(Instant::now() + pause)).await;
             pause = (pause * 2).min(MAX_POLL);
         }
     }

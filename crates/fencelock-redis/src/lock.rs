@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencelock_core::grant::{Grant, Validity};
+use fencelock_core::raw::{Grant, LateGrant, Validity, WaitBound};
 use fencelock_core::{
     validate_key, Capabilities, DistributedLock, Error, ErrorKind, Expiry, Extend, Fairness,
     Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 use crate::batcher::Batcher;
 use crate::config::{RedisLockBuilder, Target, WaitReplicas};
@@ -269,9 +269,9 @@ impl RedisLock {
         let step = self.attempt(key, &names, owner, Waiter::None, opts).await?;
         pending.owner = None;
         match step {
-            Step::Granted { token, sent_at } => self
-                .guard(key, names, owner, token, sent_at, opts)
-                .map(Some),
+            Step::Granted { token, sent_at } => {
+                Ok(Some(self.guard(key, names, owner, token, sent_at, opts)?))
+            }
             Step::Busy { .. } => Ok(None),
         }
     }
@@ -396,7 +396,7 @@ impl RedisLock {
         token: FencingToken,
         sent_at: Instant,
         opts: &LockOptions,
-    ) -> Result<LockGuard> {
+    ) -> Result<LockGuard, LateGrant> {
         let ops = Arc::new(RedisGrant {
             inner: Arc::clone(&self.inner),
             key: key.to_string(),
@@ -604,14 +604,8 @@ impl DistributedLock for RedisLock {
         validate_key(key)?;
         opts.validate()?;
         let names = self.names(key);
-        let wait_until = opts.wait().map(|w| Instant::now() + w);
-        let timed_out = || {
-            Error::timeout(format!(
-                "the lock stayed busy for the whole wait bound of {:?}",
-                opts.wait().unwrap_or_default()
-            ))
-            .with_key(key)
-        };
+        let bound = WaitBound::start(opts);
+        let wait_until = bound.until();
         let mut owner = OwnerId::random();
         // A release wakes one queued waiter by its waiter id.
         let mut pending = self.pending(&names, true);
@@ -644,18 +638,16 @@ impl DistributedLock for RedisLock {
                         // The reply came after the grant's deadline; core releases it in
                         // the background. Go on with a fresh owner id, so that release
                         // cannot delete a grant we take next.
-                        Err(e) if e.kind() == ErrorKind::Timeout => {
+                        Err(LateGrant { .. }) => {
                             owner = OwnerId::random();
                             -2
                         }
-                        Err(e) => return Err(e),
                     }
                 }
                 Step::Busy { pttl } => pttl,
             };
-            let now = Instant::now();
-            if wait_until.is_some_and(|t| now >= t) {
-                return Err(timed_out());
+            if bound.passed() {
+                return Err(bound.busy(key));
             }
             let Some(i) = interest.as_mut() else {
                 // First time busy: subscribe to the key's wake-ups, then try again at
@@ -665,10 +657,10 @@ impl DistributedLock for RedisLock {
                     .inner
                     .subscriber
                     .interest(&names.channel, Some(&pending.waiter));
-                let limit = wait_until.map_or(self.inner.response_timeout, |t| {
-                    (t - now).min(self.inner.response_timeout)
-                });
-                if !i.wait_subscribed(limit).await {
+                if !i
+                    .wait_subscribed(bound.limit(self.inner.response_timeout))
+                    .await
+                {
                     tracing::debug!(
                         key,
                         "no pub/sub subscription yet; waiting falls back to timed re-checks"
@@ -677,13 +669,9 @@ impl DistributedLock for RedisLock {
                 interest = Some(i);
                 continue;
             };
-            let mut wake_at = now + self.recheck_after(pttl);
-            if let Some(t) = wait_until {
-                wake_at = wake_at.min(t);
-            }
             tokio::select! {
                 () = i.woken() => {}
-                () = sleep_until(wake_at) => {}
+                () = bound.sleep_until(Some(Instant::now() + self.recheck_after(pttl))) => {}
             }
         }
     }

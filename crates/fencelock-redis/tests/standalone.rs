@@ -21,7 +21,7 @@ async fn acquire_release_extend_and_tokens() {
     let g1 = lock.acquire("orders:1", &o).await.expect("first grant");
     assert!(lock.try_acquire("orders:1", &o).await.unwrap().is_none());
     let err = lock.acquire("orders:1", &o).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.kind(), ErrorKind::Busy);
 
     let info = lock.inspect("orders:1").await.unwrap();
     assert_eq!(info.holder, Some(g1.owner()));

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fencelock_core::grant::{Grant, Validity};
+use fencelock_core::raw::{Grant, LateGrant, Validity, WaitBound};
 use fencelock_core::{
     async_trait, validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness,
     Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 use tokio::sync::Mutex;
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep, Instant};
 use zookeeper_client as zk;
 
 use crate::config::ZkLockBuilder;
@@ -292,12 +292,7 @@ impl ZkLock {
     /// `exists` alone when the create made the parent too. A waiter sets
     /// its own watch at the start, so when its predecessor goes the grant
     /// costs one list.
-    async fn attempt(
-        &self,
-        key: &str,
-        opts: &LockOptions,
-        wait_until: Option<Instant>,
-    ) -> Result<Outcome> {
+    async fn attempt(&self, key: &str, opts: &LockOptions, bound: WaitBound) -> Result<Outcome> {
         let session = self.session().await.map_err(|e| e.with_key(key))?;
         let parent = self.parent(key);
         let owner = OwnerId::random();
@@ -365,7 +360,7 @@ impl ZkLock {
             if pos == 0 {
                 return self.grant(key, opts, session, path, stat, owner, own, pending);
             }
-            if wait_until.is_some_and(|t| Instant::now() >= t) {
+            if bound.passed() {
                 if pending.remove().await {
                     // Let our delete fire the watch rather than removing it
                     // with one more request.
@@ -384,11 +379,9 @@ impl ZkLock {
                 }
                 Err(f) => return Err(f.into_error("watching the predecessor node").with_key(key)),
             };
-            let far = Instant::now() + Duration::from_secs(86_400 * 365);
             tokio::select! {
                 _ = watcher.changed() => {}
-                () = sleep_until(wait_until.unwrap_or(far)) => {}
-                () = sleep(poll) => {}
+                () = bound.sleep_until(Some(Instant::now() + poll)) => {}
             }
         }
     }
@@ -425,8 +418,7 @@ impl ZkLock {
         };
         match LockGuard::from_grant(grant, opts) {
             Ok(g) => Ok(Outcome::Granted(g)),
-            Err(e) if e.kind() == fencelock_core::ErrorKind::Timeout => Ok(Outcome::TooLate(e)),
-            Err(e) => Err(e),
+            Err(late) => Ok(Outcome::TooLate(late)),
         }
     }
 }
@@ -447,7 +439,7 @@ enum Outcome {
     /// Others hold or queue before us (our node is removed).
     Busy,
     /// The grant's deadline had passed by the time it was ours.
-    TooLate(Error),
+    TooLate(LateGrant),
     /// The session ended (or our node vanished) mid-way.
     SessionLost,
 }
@@ -552,10 +544,13 @@ impl DistributedLock for ZkLock {
     async fn try_acquire(&self, key: &str, opts: &LockOptions) -> Result<Option<LockGuard>> {
         validate_key(key)?;
         opts.validate()?;
-        match self.attempt(key, opts, Some(Instant::now())).await? {
+        match self
+            .attempt(key, opts, WaitBound::of(Some(Duration::ZERO)))
+            .await?
+        {
             Outcome::Granted(g) => Ok(Some(g)),
             Outcome::Busy => Ok(None),
-            Outcome::TooLate(e) => Err(e),
+            Outcome::TooLate(late) => Err(late.into()),
             Outcome::SessionLost => Err(Error::connection(
                 "the ZooKeeper session ended while taking the lock",
             )
@@ -566,27 +561,20 @@ impl DistributedLock for ZkLock {
     async fn acquire(&self, key: &str, opts: &LockOptions) -> Result<LockGuard> {
         validate_key(key)?;
         opts.validate()?;
-        let wait_until = opts.wait().map(|w| Instant::now() + w);
-        let timed_out = || {
-            Error::timeout(format!(
-                "the lock stayed busy for the whole wait bound of {:?}",
-                opts.wait().unwrap_or_default()
-            ))
-            .with_key(key)
-        };
+        let bound = WaitBound::start(opts);
         let mut session_losses = 0u32;
         loop {
-            match self.attempt(key, opts, wait_until).await? {
+            match self.attempt(key, opts, bound).await? {
                 Outcome::Granted(g) => return Ok(g),
-                Outcome::Busy => return Err(timed_out()),
-                Outcome::TooLate(e) => {
-                    if wait_until.is_some_and(|t| Instant::now() >= t) {
-                        return Err(e);
+                Outcome::Busy => return Err(bound.busy(key)),
+                Outcome::TooLate(late) => {
+                    if bound.passed() {
+                        return Err(late.into());
                     }
                 }
                 Outcome::SessionLost => {
                     session_losses += 1;
-                    if wait_until.is_some_and(|t| Instant::now() >= t) || session_losses > 3 {
+                    if bound.passed() || session_losses > 3 {
                         return Err(Error::connection(
                             "the ZooKeeper session ended while waiting for the lock",
                         )

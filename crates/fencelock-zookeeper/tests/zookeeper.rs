@@ -384,7 +384,7 @@ async fn timeouts_and_cancelled_acquires_leave_no_nodes() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.kind(), ErrorKind::Busy);
     assert!(t0.elapsed() >= Duration::from_millis(300) && t0.elapsed() < Duration::from_secs(3));
     assert_eq!(children(&raw, &path).await.len(), 1);
 
@@ -392,7 +392,7 @@ async fn timeouts_and_cancelled_acquires_leave_no_nodes() {
         .acquire("busy", &LockOptions::new().with_wait(Duration::ZERO))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.kind(), ErrorKind::Busy);
     assert_eq!(children(&raw, &path).await.len(), 1);
 
     // Dropped while waiting (and right after sending the create).

@@ -5,12 +5,14 @@ mod abandon;
 mod exclusion;
 mod input;
 mod loss;
+mod outage;
 mod waiting;
 
 pub use abandon::{abandonment, cancellation, drop_frees};
 pub use exclusion::{cross_process, exclusion};
 pub use input::{hostile_keys, unreachable};
 pub use loss::{lost_signal, no_foreign_release, renewal};
+pub use outage::store_paused;
 pub use waiting::{busy, fairness, wakeup};
 
 /// Every case, by name, for runners that list them (kept in the order of
@@ -29,4 +31,5 @@ pub const ALL: &[&str] = &[
     "fairness",
     "hostile_keys",
     "unreachable",
+    "store_paused",
 ];

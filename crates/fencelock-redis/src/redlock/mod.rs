@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencelock_core::grant::{Grant, Validity};
+use fencelock_core::raw::{Grant, LateGrant, Validity, WaitBound};
 use fencelock_core::{
     validate_key, Capabilities, DistributedLock, Error, ErrorKind, Expiry, Extend, Fairness,
     Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 use futures_util::future::{join_all, select_all};
 use rand::Rng;
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep, Instant};
 
 pub use config::{RedlockLockBuilder, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_JITTER};
 
@@ -387,7 +387,7 @@ impl RedlockLock {
         token: FencingToken,
         sent_at: Instant,
         opts: &LockOptions,
-    ) -> Result<LockGuard> {
+    ) -> Result<LockGuard, LateGrant> {
         let ops = Arc::new(RedlockGrant {
             shared: Arc::clone(&self.shared),
             key: key.to_string(),
@@ -442,9 +442,9 @@ impl DistributedLock for RedlockLock {
         let step = self.attempt(key, &names, &simple, opts).await;
         cleanup.armed = false;
         match step? {
-            Step::Granted { token, sent_at } => self
-                .guard(key, names, owner, token, sent_at, opts)
-                .map(Some),
+            Step::Granted { token, sent_at } => {
+                Ok(Some(self.guard(key, names, owner, token, sent_at, opts)?))
+            }
             Step::Busy { .. } => Ok(None),
         }
     }
@@ -453,14 +453,7 @@ impl DistributedLock for RedlockLock {
         validate_key(key)?;
         opts.validate()?;
         let names = self.names(key);
-        let wait_until = opts.wait().map(|w| Instant::now() + w);
-        let timed_out = || {
-            Error::timeout(format!(
-                "the lock stayed busy for the whole wait bound of {:?}",
-                opts.wait().unwrap_or_default()
-            ))
-            .with_key(key)
-        };
+        let bound = WaitBound::start(opts);
         let mut interests: Option<Vec<Interest>> = None;
         let mut failing_since: Option<Instant> = None;
         loop {
@@ -480,10 +473,7 @@ impl DistributedLock for RedlockLock {
                     match self.guard(key, names.clone(), owner, token, sent_at, opts) {
                         Ok(g) => return Ok(g),
                         // Too late to count; core gives it back. Try again.
-                        Err(e) if e.kind() == ErrorKind::Timeout => {
-                            (-2, Some(self.shared.jitter(0, 1)))
-                        }
-                        Err(e) => return Err(e),
+                        Err(LateGrant { .. }) => (-2, Some(self.shared.jitter(0, 1))),
                     }
                 }
                 Ok(Step::Busy {
@@ -508,37 +498,28 @@ impl DistributedLock for RedlockLock {
                     let retryable = matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout);
                     if !retryable
                         || now.duration_since(since) >= self.shared.budget
-                        || wait_until.is_some_and(|t| now >= t)
+                        || bound.passed()
                     {
                         return Err(e);
                     }
-                    let mut pause = self.shared.jitter(2, 4);
-                    if let Some(t) = wait_until {
-                        pause = pause.min(t - now);
-                    }
-                    sleep(pause).await;
+                    sleep(bound.limit(self.shared.jitter(2, 4))).await;
                     continue;
                 }
             };
-            if wait_until.is_some_and(|t| now >= t) {
-                return Err(timed_out());
+            if bound.passed() {
+                return Err(bound.busy(key));
             }
             let Some(is) = interests.as_mut() else {
                 // First time busy: subscribe on every node, then try again at
                 // once (a release in between is not missed that way).
-                let limit = wait_until.map_or(self.shared.node_timeout, |t| {
-                    (t - now).min(self.shared.node_timeout)
-                });
+                let limit = bound.limit(self.shared.node_timeout);
                 interests = Some(self.interests(&names, limit).await);
                 continue;
             };
-            let mut wake_at = now + pause.unwrap_or_else(|| self.shared.recheck_after(pttl));
-            if let Some(t) = wait_until {
-                wake_at = wake_at.min(t);
-            }
+            let wake_at = now + pause.unwrap_or_else(|| self.shared.recheck_after(pttl));
             tokio::select! {
                 () = woken_any(is) => {}
-                () = sleep_until(wake_at) => {}
+                () = bound.sleep_until(Some(wake_at)) => {}
             }
         }
     }
