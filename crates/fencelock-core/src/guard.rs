@@ -138,6 +138,44 @@ impl LockGuard {
 
     /// Completes when the grant is lost: deadline passed without renewal,
     /// session expired, lease revoked, key taken. `'static`, for `select!`.
+    ///
+    /// # A safe work loop
+    ///
+    /// Race every step against the loss with `biased;` and the loss
+    /// *first*: without `biased;`, `select!` picks a ready branch at
+    /// random, so a step can start after the loss was already signalled.
+    /// Check the loss again right before each effect that must not happen
+    /// outside the lock, and pass the token to the resource so that it
+    /// refuses writes from a holder that lost the lock in between
+    /// ([`FenceGate`](crate::FenceGate)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fencelock_core::Result<()> {
+    /// use fencelock_core::{DistributedLock, LockOptions, MemoryLock};
+    ///
+    /// let lock = MemoryLock::new();
+    /// let guard = lock.acquire("batch:42", &LockOptions::new()).await?;
+    /// let lost = guard.lost();
+    /// tokio::pin!(lost);
+    /// for step in 0..3 {
+    ///     tokio::select! {
+    ///         biased;
+    ///         () = &mut lost => {
+    ///             // Stop at once: another holder may be running by now.
+    ///             return Err(fencelock_core::Error::lost("lost mid-batch"));
+    ///         }
+    ///         () = tokio::task::yield_now() => {
+    ///             // one unit of work, written with guard.token()
+    ///             let _ = (step, guard.token());
+    ///         }
+    ///     }
+    /// }
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`with_lock`](crate::DistributedLockExt::with_lock) does this for
+    /// you: it drops the work's future as soon as the grant is lost.
     pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.lost()
     }

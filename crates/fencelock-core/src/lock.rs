@@ -40,6 +40,12 @@ use crate::{Capabilities, LockGuard, LockOptions, Result};
 /// - **Abandoned locks free themselves** within the TTL, session or lease
 ///   timeout ([`Capabilities::abandon_bound`]).
 /// - **Contention is not an error**: `try_acquire` returns `Ok(None)`.
+/// - **Not re-entrant**: a grant belongs to its guard, not to a thread,
+///   task or client. A second `acquire` of a key this client already holds
+///   waits like any other caller (and, with no wait bound, waits until the
+///   first guard is released or lost); `try_acquire` says busy. Pass the
+///   guard (or its [`LeaseHandle`](crate::LeaseHandle)) to the code that
+///   needs it instead of locking again.
 /// - **Bounded**: an unreachable store is
 ///   [`ErrorKind::Connection`](crate::ErrorKind::Connection) or
 ///   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) within the configured

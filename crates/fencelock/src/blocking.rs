@@ -1,10 +1,12 @@
 //! A blocking API for code without an async runtime: the origin notes'
-//! blocking `RedissonClient` beside the reactive one.
+//! blocking `RedissonClient` beside the reactive one. It is the async API
+//! in another style: the same calls, the same helpers (`with_lock`, the
+//! `try_with_lock` fallback), the same handle given to the work.
 //!
 //! ```
 //! use std::time::Duration;
 //! use fencelock::blocking::BlockingLock;
-//! use fencelock::LockOptions;
+//! use fencelock::{Attempt, LockOptions};
 //!
 //! let lock = BlockingLock::connect("memory://blocking-doc")?;
 //! let opts = LockOptions::new().with_ttl(Duration::from_secs(5));
@@ -12,42 +14,97 @@
 //!     let guard = lock.acquire("report:2026-11", &opts)?;
 //!     println!("token {}", guard.token());
 //! } // released here, synchronously
-//! assert!(lock.try_acquire("report:2026-11", &opts)?.is_some());
+//! let opts = opts.with_wait(Duration::ZERO);
+//! match lock.try_with_lock("report:2026-11", &opts, |lease| lease.token())? {
+//!     Attempt::Ran(token) => println!("ran under token {token}"),
+//!     Attempt::Busy => println!("busy: fallback"),
+//! }
 //! # Ok::<(), fencelock::Error>(())
 //! ```
+//!
+//! # Where it may be called
+//!
+//! From any thread that may block: plain threads, and
+//! `tokio::task::spawn_blocking` inside an async service (the usual way to
+//! call synchronous code there). Every store call runs on the blocking
+//! API's own small runtime, and the calling thread waits for its answer, so
+//! it never needs the caller's runtime and cannot deadlock it. Do not call
+//! it from async code itself: it would block that worker thread for as long
+//! as the call waits (use the async API there).
 
+use std::future::Future;
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fencelock_core::{
-    DistributedLock, Error, FencingToken, LeaseHandle, LockGuard, LockOptions, Result,
+    Attempt, DistributedLock, Error, ErrorKind, FencingToken, LeaseHandle, LockGuard, LockOptions,
+    OwnerId, Result,
 };
 use tokio::runtime::{Handle, Runtime};
+use tokio::time::Instant;
 
-/// A [`DistributedLock`] driven from plain threads. It owns a small Tokio
-/// runtime whose worker runs the watchdogs in the background.
+/// The blocking API's own runtime: runs the store calls and the watchdogs.
+#[derive(Debug)]
+struct Driver {
+    runtime: Option<Runtime>,
+    /// A runtime the caller gave ([`BlockingLock::from_parts`]).
+    shared: Option<Arc<Runtime>>,
+}
+
+impl Driver {
+    fn start() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("fencelock-blocking")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::backend("cannot start the blocking API's runtime").with_source(e)
+            })?;
+        Ok(Driver {
+            runtime: Some(runtime),
+            shared: None,
+        })
+    }
+
+    fn handle(&self) -> &Handle {
+        match (&self.runtime, &self.shared) {
+            (Some(rt), _) => rt.handle(),
+            (None, Some(rt)) => rt.handle(),
+            (None, None) => unreachable!("a driver has a runtime until drop"),
+        }
+    }
+
+    /// Runs `fut` on this runtime and blocks the calling thread for its
+    /// output. Works on any thread that may block, `spawn_blocking`
+    /// included, since it never enters the caller's runtime.
+    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.handle().spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| Error::backend("the blocking API's runtime stopped before answering"))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // A runtime may not be dropped where blocking is forbidden (async
+            // code); shutting it down in the background is always allowed.
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A [`DistributedLock`] driven from threads that may block. It owns a
+/// small Tokio runtime whose worker runs the store calls and the watchdogs.
 #[derive(Debug, Clone)]
 pub struct BlockingLock {
     inner: Arc<dyn DistributedLock>,
-    runtime: Arc<Runtime>,
-}
-
-fn runtime() -> Result<Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("fencelock-blocking")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::backend("cannot start the blocking API's runtime").with_source(e))
-}
-
-fn outside_runtime() -> Result<()> {
-    if Handle::try_current().is_ok() {
-        return Err(Error::unsupported(
-            "the blocking API was called from inside an async runtime; use the async API there",
-        ));
-    }
-    Ok(())
+    driver: Arc<Driver>,
 }
 
 impl BlockingLock {
@@ -55,21 +112,41 @@ impl BlockingLock {
     ///
     /// # Errors
     ///
-    /// As [`connect`](crate::connect); [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)
-    /// when called from inside an async runtime.
+    /// As [`connect`](crate::connect).
     pub fn connect(url: &str) -> Result<Self> {
-        outside_runtime()?;
-        let runtime = runtime()?;
-        let inner = runtime.block_on(crate::connect(url))?;
+        let driver = Driver::start()?;
+        let url = url.to_string();
+        let inner = driver.run(async move { crate::connect(&url).await })??;
         Ok(BlockingLock {
             inner,
-            runtime: Arc::new(runtime),
+            driver: Arc::new(driver),
         })
     }
 
-    /// Wraps a lock that was built on the runtime `runtime`.
+    /// Wraps a lock that was built on the runtime `runtime`, which then runs
+    /// its store calls. The caller keeps `runtime` alive and must not call
+    /// the blocking API from that runtime's own worker threads.
     pub fn from_parts(inner: Arc<dyn DistributedLock>, runtime: Arc<Runtime>) -> Self {
-        BlockingLock { inner, runtime }
+        BlockingLock {
+            inner,
+            driver: Arc::new(Driver {
+                runtime: None,
+                shared: Some(runtime),
+            }),
+        }
+    }
+
+    /// Wraps an async lock; its store calls and watchdogs run on a runtime
+    /// of the blocking API's own.
+    ///
+    /// # Errors
+    ///
+    /// When that runtime cannot start.
+    pub fn new(inner: Arc<dyn DistributedLock>) -> Result<Self> {
+        Ok(BlockingLock {
+            inner,
+            driver: Arc::new(Driver::start()?),
+        })
     }
 
     /// The async lock underneath.
@@ -83,8 +160,10 @@ impl BlockingLock {
     ///
     /// As the async call.
     pub fn try_acquire(&self, key: &str, opts: &LockOptions) -> Result<Option<BlockingGuard>> {
-        outside_runtime()?;
-        let guard = self.runtime.block_on(self.inner.try_acquire(key, opts))?;
+        let (lock, key, opts) = (Arc::clone(&self.inner), key.to_string(), opts.clone());
+        let guard = self
+            .driver
+            .run(async move { lock.try_acquire(&key, &opts).await })??;
         Ok(guard.map(|g| self.wrap(g)))
     }
 
@@ -93,19 +172,24 @@ impl BlockingLock {
     ///
     /// # Errors
     ///
-    /// As the async call.
+    /// As the async call: [`ErrorKind::Busy`] when the wait bound passed
+    /// under contention, `Timeout` or `Connection` when the store did not
+    /// answer.
     pub fn acquire(&self, key: &str, opts: &LockOptions) -> Result<BlockingGuard> {
-        outside_runtime()?;
-        let guard = self.runtime.block_on(self.inner.acquire(key, opts))?;
+        let (lock, key, opts) = (Arc::clone(&self.inner), key.to_string(), opts.clone());
+        let guard = self
+            .driver
+            .run(async move { lock.acquire(&key, &opts).await })??;
         Ok(self.wrap(guard))
     }
 
     /// Runs `work` on this thread under the lock and releases afterwards, on
-    /// every path (a panic resumes after the release). The work cannot be
-    /// interrupted when the lock is lost; it can watch
-    /// [`LeaseHandle::is_lost`], and the call returns
-    /// [`ErrorKind::Lost`](crate::ErrorKind::Lost) when the grant was lost
-    /// before the release.
+    /// every path (a panic resumes after the release). `work` gets the
+    /// grant's [`LeaseHandle`], as in the async
+    /// [`with_lock`](crate::DistributedLockExt::with_lock). A thread cannot
+    /// be interrupted when the lock is lost: check
+    /// [`LeaseHandle::is_lost`] between steps; the call returns
+    /// [`ErrorKind::Lost`] when the grant was lost before the release.
     ///
     /// # Errors
     ///
@@ -114,32 +198,67 @@ impl BlockingLock {
         &self,
         key: &str,
         opts: &LockOptions,
-        work: impl FnOnce(&LeaseHandle) -> T,
+        work: impl FnOnce(LeaseHandle) -> T,
     ) -> Result<T> {
         let guard = self.acquire(key, opts)?;
-        let handle = guard.handle();
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&handle)));
-        let released = guard.release();
-        match out {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(v) => released.map(|()| v),
+        run_guarded(guard, work)
+    }
+
+    /// The origin notes' `tryLock(wait, lease)` with a fallback, as the async
+    /// [`try_with_lock`](crate::DistributedLockExt::try_with_lock): takes the
+    /// lock within `opts.wait` (one attempt when zero or unset), runs `work`
+    /// as [`with_lock`](Self::with_lock) does and returns [`Attempt::Ran`];
+    /// [`Attempt::Busy`] when the lock stayed busy. A store that does not
+    /// answer is an error, never `Busy`.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_lock`](Self::with_lock), except that contention is `Busy`.
+    pub fn try_with_lock<T>(
+        &self,
+        key: &str,
+        opts: &LockOptions,
+        work: impl FnOnce(LeaseHandle) -> T,
+    ) -> Result<Attempt<T>> {
+        let guard = match opts.wait() {
+            None | Some(Duration::ZERO) => self.try_acquire(key, opts)?,
+            Some(_) => match self.acquire(key, opts) {
+                Ok(g) => Some(g),
+                Err(e) if e.kind() == ErrorKind::Busy => None,
+                Err(e) => return Err(e),
+            },
+        };
+        match guard {
+            Some(guard) => run_guarded(guard, work).map(Attempt::Ran),
+            None => Ok(Attempt::Busy),
         }
     }
 
     fn wrap(&self, guard: LockGuard) -> BlockingGuard {
         BlockingGuard {
             guard: Some(guard),
-            runtime: Arc::clone(&self.runtime),
+            driver: Arc::clone(&self.driver),
         }
     }
 }
 
-/// A held lock from the blocking API. Dropping it releases synchronously.
+fn run_guarded<T>(guard: BlockingGuard, work: impl FnOnce(LeaseHandle) -> T) -> Result<T> {
+    let handle = guard.handle();
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(handle)));
+    let released = guard.release();
+    match out {
+        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(v) => released.map(|()| v),
+    }
+}
+
+/// A held lock from the blocking API: the [`LockGuard`] API in blocking
+/// style. Dropping it releases synchronously.
 #[must_use = "dropping the guard releases the lock at once"]
 #[derive(Debug)]
 pub struct BlockingGuard {
     guard: Option<LockGuard>,
-    runtime: Arc<Runtime>,
+    driver: Arc<Driver>,
 }
 
 impl BlockingGuard {
@@ -157,6 +276,21 @@ impl BlockingGuard {
         self.inner().token()
     }
 
+    /// The grant's owner id.
+    pub fn owner(&self) -> OwnerId {
+        self.inner().owner()
+    }
+
+    /// The validity deadline, or `None` once lost.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner().deadline()
+    }
+
+    /// Time left before the deadline; zero once lost.
+    pub fn remaining(&self) -> Duration {
+        self.inner().remaining()
+    }
+
     /// Whether the grant is lost.
     pub fn is_lost(&self) -> bool {
         self.inner().is_lost()
@@ -167,14 +301,24 @@ impl BlockingGuard {
         self.inner().handle()
     }
 
-    /// Pushes the deadline out; see [`LockGuard::extend`].
+    /// Pushes the deadline out; see [`LockGuard::extend`]. Returns the
+    /// deadline in force.
     ///
     /// # Errors
     ///
     /// As the async call.
-    pub fn extend(&self, ttl: Duration) -> Result<()> {
-        outside_runtime()?;
-        self.runtime.block_on(self.inner().extend(ttl)).map(|_| ())
+    pub fn extend(&self, ttl: Duration) -> Result<Instant> {
+        let handle = self.handle();
+        let guard = self.inner();
+        // The guard stays here; only its renewal runs on the driver, and
+        // this thread waits for it.
+        std::thread::scope(|s| {
+            s.spawn(|| self.driver.handle().block_on(guard.extend(ttl)))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(Error::backend("extending the lock panicked").with_key(handle.key()))
+                })
+        })
     }
 
     /// Releases now; see [`LockGuard::release`].
@@ -184,13 +328,7 @@ impl BlockingGuard {
     /// As the async call (`Lost` when the grant was lost before).
     pub fn release(mut self) -> Result<()> {
         let guard = self.guard.take().expect("guard present until consumed");
-        if Handle::try_current().is_ok() {
-            drop(guard);
-            return Err(Error::unsupported(
-                "the blocking API was called from inside an async runtime; the release went to the background",
-            ));
-        }
-        self.runtime.block_on(guard.release())
+        self.driver.run(guard.release())?
     }
 
     /// Keeps the lock held until its TTL ends; see [`LockGuard::leak`].
@@ -206,14 +344,11 @@ impl Drop for BlockingGuard {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        if Handle::try_current().is_ok() {
-            // Inside a runtime: blocking here could deadlock; the guard's own
-            // drop releases in the background.
-            drop(guard);
-            return;
-        }
-        if let Err(e) = self.runtime.block_on(guard.release()) {
-            tracing::debug!(error = %e, "release on drop of a blocking guard failed");
+        match self.driver.run(guard.release()) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => {
+                tracing::debug!(error = %e, "release on drop of a blocking guard failed");
+            }
         }
     }
 }
@@ -221,7 +356,6 @@ impl Drop for BlockingGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fencelock_core::ErrorKind;
 
     #[test]
     fn guards_release_on_drop_and_with_lock_runs() {
@@ -234,13 +368,54 @@ mod tests {
         let out = lock.with_lock("k", &opts, |lease| lease.token()).unwrap();
         assert!(out > t1);
         let g = lock.try_acquire("k", &opts).unwrap().unwrap();
-        g.extend(Duration::from_secs(10)).unwrap();
+        let deadline = g.extend(Duration::from_secs(10)).unwrap();
+        assert!(deadline > Instant::now() + Duration::from_secs(9));
         g.release().unwrap();
     }
 
-    #[tokio::test]
-    async fn refuses_to_block_inside_a_runtime() {
-        let e = BlockingLock::connect("memory://x").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
+    #[test]
+    fn try_with_lock_falls_back_when_busy() {
+        let lock = BlockingLock::connect("memory://blocking-fallback").unwrap();
+        let opts = LockOptions::new().with_wait(Duration::from_millis(50));
+        let held = lock.acquire("k", &opts).unwrap();
+        assert_eq!(
+            lock.try_with_lock("k", &opts, |_| 1).unwrap(),
+            Attempt::Busy
+        );
+        let token = held.token();
+        drop(held);
+        match lock.try_with_lock("k", &opts, |l| l.token()).unwrap() {
+            Attempt::Ran(t) => assert!(t > token),
+            Attempt::Busy => panic!("busy after the release"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn works_inside_spawn_blocking() {
+        let out = tokio::task::spawn_blocking(|| {
+            let lock = BlockingLock::connect("memory://blocking-in-spawn-blocking")?;
+            let opts = LockOptions::new().with_wait(Duration::ZERO);
+            let g = lock.acquire("k", &opts)?;
+            let busy = lock.try_with_lock("k", &opts, |_| ())?;
+            g.extend(Duration::from_secs(5))?;
+            g.release()?;
+            let ran = lock.try_with_lock("k", &opts, |lease| lease.token())?;
+            Ok::<_, Error>((busy, ran.ran().is_some()))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(out, (Attempt::Busy, true));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn works_inside_spawn_blocking_of_a_current_thread_runtime() {
+        let ok = tokio::task::spawn_blocking(|| {
+            let lock = BlockingLock::connect("memory://blocking-current-thread")?;
+            lock.with_lock("k", &LockOptions::new(), |lease| lease.token())
+        })
+        .await
+        .unwrap();
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }
