@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let opts = LockOptions::new()
         .with_wait(Duration::ZERO)
-        .with_ttl(Duration::from_secs(5));
+        .with_hold_cap(Duration::from_secs(5));
     let start = Arc::new(Barrier::new(SERVERS));
     let mut servers = Vec::new();
     for server in 1..=SERVERS {

@@ -28,7 +28,7 @@ macro_rules! suite {
     };
     (@lock $backend:literal) => {
         suite!(@cases $backend; exclusion, cross_process, busy, no_foreign_release,
-            abandonment, lost_signal, renewal, drop_frees, cancellation, wakeup,
+            abandonment, lost_signal, renewal, ttl_without_renewal, hold_cap, drop_frees, cancellation, wakeup,
             fairness, hostile_keys, unreachable);
     };
     (@cases $backend:literal; $($case:ident),*) => {

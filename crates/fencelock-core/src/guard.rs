@@ -58,7 +58,12 @@ impl LockGuard {
         let ttl = opts.ttl();
         let drift = opts.drift();
         let now = Instant::now();
-        let (deadline, basis, watch) = match validity {
+        // The hold cap counts from the request (Ttl) or, where the backend
+        // does not say when that was sent (Session), from now: the store
+        // keeps a session grant until it is deleted, so counting later
+        // never lets another holder in early.
+        let cap_from = |basis: Instant| opts.hold_cap().map(|c| basis + c.saturating_sub(drift));
+        let (deadline, basis, cap, watch) = match validity {
             Validity::Ttl { sent_at } => {
                 let watch = if opts.auto_renew() {
                     Watch::Renew {
@@ -68,13 +73,22 @@ impl LockGuard {
                 } else {
                     Watch::Deadline
                 };
-                (Some(sent_at + ttl.saturating_sub(drift)), sent_at, watch)
+                let deadline = Some(sent_at + ttl.saturating_sub(drift));
+                (deadline, sent_at, cap_from(sent_at), watch)
             }
             Validity::Session(rx) => {
                 let deadline = *rx.borrow();
-                (deadline, now, Watch::Session(rx))
+                // Without renewal the grant ends at its TTL, however long
+                // the session lives; the watchdog then gives it back.
+                let unrenewed = (!opts.auto_renew()).then(|| now + ttl.saturating_sub(drift));
+                let cap = match (cap_from(now), unrenewed) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (deadline, now, cap, Watch::Session(rx))
             }
         };
+        let deadline = deadline.map(|d| cap.map_or(d, |c| d.min(c)));
         let runtime = Handle::try_current().ok();
         let Some(deadline) = deadline.filter(|d| now < *d) else {
             if let Some(rt) = &runtime {
@@ -84,7 +98,7 @@ impl LockGuard {
             return Err(LateGrant { key });
         };
         let session = matches!(watch, Watch::Session(_));
-        let shared = Arc::new(Shared::new(key, token, owner, deadline, basis, ttl));
+        let shared = Arc::new(Shared::new(key, token, owner, deadline, basis, ttl, cap));
         let watchdog = runtime.as_ref().map(|rt| {
             rt.spawn(watchdog::run(
                 Arc::clone(&shared),
@@ -214,6 +228,10 @@ impl LockGuard {
         if self.is_lost() {
             return Err(self.lost_error());
         }
+        // Never past the hold cap.
+        let Some(ttl) = self.shared.renewal_ttl(ttl, drift) else {
+            return self.deadline().ok_or_else(|| self.lost_error());
+        };
         let sent = Instant::now();
         match self.ops.renew(ttl).await? {
             true => {

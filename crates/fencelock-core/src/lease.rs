@@ -18,6 +18,9 @@ pub(crate) struct LeaseState {
     pub(crate) basis: Instant,
     /// The TTL renewals ask for.
     pub(crate) ttl: Duration,
+    /// The hard end (already net of drift): the hold cap, or the TTL of a
+    /// grant whose session would outlive it. No renewal goes past it.
+    pub(crate) cap: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -36,11 +39,13 @@ impl Shared {
         deadline: Instant,
         basis: Instant,
         ttl: Duration,
+        cap: Option<Instant>,
     ) -> Self {
         let (state, _) = watch::channel(LeaseState {
-            deadline: Some(deadline),
+            deadline: Some(cap.map_or(deadline, |c| deadline.min(c))),
             basis,
             ttl,
+            cap,
         });
         Shared {
             key,
@@ -52,6 +57,17 @@ impl Shared {
 
     pub(crate) fn snapshot(&self) -> LeaseState {
         *self.state.borrow()
+    }
+
+    /// The TTL a renewal sent now may ask for: `ttl`, cut so that the store
+    /// expires the grant at the hard end; `None` when too little is left
+    /// before it to renew at all.
+    pub(crate) fn renewal_ttl(&self, ttl: Duration, drift: Duration) -> Option<Duration> {
+        let Some(cap) = self.snapshot().cap else {
+            return Some(ttl);
+        };
+        let left = cap.saturating_duration_since(Instant::now());
+        (left >= crate::MIN_TTL).then(|| ttl.min(left + drift))
     }
 
     /// The deadline, or `None` once lost. Time-checked: a deadline in the
@@ -88,7 +104,8 @@ impl Shared {
             Some(_) => {
                 s.basis = sent;
                 s.ttl = ttl;
-                s.deadline = Some(sent + ttl.saturating_sub(drift));
+                let d = sent + ttl.saturating_sub(drift);
+                s.deadline = Some(s.cap.map_or(d, |c| d.min(c)));
                 true
             }
         });
@@ -104,9 +121,9 @@ impl Shared {
                 s.deadline = None;
                 true
             }
-            Some(d) if next == Some(d) => false,
+            Some(d) if next.map(|n| s.cap.map_or(n, |c| n.min(c))) == Some(d) => false,
             Some(_) => {
-                s.deadline = next;
+                s.deadline = next.map(|n| s.cap.map_or(n, |c| n.min(c)));
                 true
             }
         });

@@ -31,6 +31,7 @@ pub struct LockOptions {
     auto_renew: bool,
     renew_interval: Option<Duration>,
     drift: Option<Duration>,
+    hold_cap: Option<Duration>,
 }
 
 impl Default for LockOptions {
@@ -41,6 +42,7 @@ impl Default for LockOptions {
             auto_renew: true,
             renew_interval: None,
             drift: None,
+            hold_cap: None,
         }
     }
 }
@@ -52,9 +54,12 @@ impl LockOptions {
         Self::default()
     }
 
-    /// How long the store keeps the grant without renewal. On session-based
-    /// stores (ZooKeeper, etcd) the session or lease timeout governs expiry
-    /// instead; see [`Capabilities::expiry`](crate::Capabilities::expiry).
+    /// How long a grant stays valid without renewal, on every backend: with
+    /// renewal off ([`with_auto_renew(false)`](Self::with_auto_renew)) the
+    /// guard is lost at its TTL and the grant is given back then (a holder
+    /// that lives frees the lock at its TTL; the store's own TTL, session or
+    /// lease frees it when the holder dies; see
+    /// [`Capabilities::abandon_bound`](crate::Capabilities::abandon_bound)).
     #[must_use]
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
@@ -92,16 +97,46 @@ impl LockOptions {
     }
 
     /// The margin subtracted from the TTL for clock drift between client and
-    /// store (default: TTL/100 + 2 ms).
+    /// store (default: TTL/100 + 2 ms). Every backend takes it off every
+    /// validity deadline it computes, session deadlines included.
     #[must_use]
     pub fn with_drift(mut self, drift: Duration) -> Self {
         self.drift = Some(drift);
         self
     }
 
-    /// The TTL.
+    /// The **hold cap**: the grant ends this long after the acquire was
+    /// sent, whatever the renewal (Redisson's `leaseTime`). The watchdog
+    /// renews no further than the cap, the guard is lost at it and the grant
+    /// is given back then; the TTL asked of the store is never longer than
+    /// the cap, so a holder that dies frees the lock by then too. A hung
+    /// handler cannot hold the lock for good.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fencelock_core::LockOptions;
+    ///
+    /// // The origin notes' tryLock(0, 5, SECONDS): no waiting, held 5 s at most.
+    /// let opts = LockOptions::new()
+    ///     .with_wait(Duration::ZERO)
+    ///     .with_hold_cap(Duration::from_secs(5));
+    /// assert_eq!(opts.ttl(), Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub fn with_hold_cap(mut self, cap: Duration) -> Self {
+        self.hold_cap = Some(cap);
+        self
+    }
+
+    /// The hold cap, when one is set.
+    pub fn hold_cap(&self) -> Option<Duration> {
+        self.hold_cap
+    }
+
+    /// The TTL each grant and renewal asks for: the configured TTL, never
+    /// more than the hold cap.
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        self.hold_cap.map_or(self.ttl, |cap| self.ttl.min(cap))
     }
 
     /// The wait bound; `None` waits forever.
@@ -116,7 +151,7 @@ impl LockOptions {
 
     /// The renewal interval in effect.
     pub fn renew_interval(&self) -> Duration {
-        self.renew_interval.unwrap_or(self.ttl / 3)
+        self.renew_interval.unwrap_or(self.ttl() / 3)
     }
 
     /// The drift margin in effect for `ttl`.
@@ -127,7 +162,7 @@ impl LockOptions {
 
     /// The drift margin in effect for this TTL.
     pub fn drift(&self) -> Duration {
-        self.drift_for(self.ttl)
+        self.drift_for(self.ttl())
     }
 
     /// Checks every setting; backends call it before any network call.
@@ -137,18 +172,22 @@ impl LockOptions {
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the setting.
     pub fn validate(&self) -> Result<()> {
         validate_ttl(self.ttl)?;
+        if let Some(cap) = self.hold_cap {
+            validate_ttl(cap)
+                .map_err(|e| Error::invalid_config(format!("hold cap: {}", e.message())))?;
+        }
+        let ttl = self.ttl();
         let drift = self.drift();
-        if drift >= self.ttl / 2 {
+        if drift >= ttl / 2 {
             return Err(Error::invalid_config(format!(
-                "drift margin {drift:?} must be less than half the TTL {:?}",
-                self.ttl
+                "drift margin {drift:?} must be less than half the TTL {ttl:?}"
             )));
         }
         let every = self.renew_interval();
-        if every.is_zero() || every >= self.ttl - drift {
+        if every.is_zero() || every >= ttl - drift {
             return Err(Error::invalid_config(format!(
                 "renew interval {every:?} must be above zero and below the TTL minus drift ({:?})",
-                self.ttl - drift
+                ttl - drift
             )));
         }
         Ok(())
@@ -196,6 +235,8 @@ mod tests {
             LockOptions::new().with_renew_interval(Duration::ZERO),
             LockOptions::new().with_renew_interval(Duration::from_secs(30)),
             LockOptions::new().with_drift(Duration::from_secs(15)),
+            LockOptions::new().with_hold_cap(Duration::ZERO),
+            LockOptions::new().with_hold_cap(MAX_TTL * 2),
         ] {
             let e = o.validate().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{o:?}");

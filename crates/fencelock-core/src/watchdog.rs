@@ -40,11 +40,26 @@ pub(crate) async fn run(
             Watch::Session(rx) => session_loop(&shared, rx).await,
         }
     };
-    tokio::select! {
-        () = revoked => tracing::debug!(key = %shared.key, token = %shared.token, "grant revoked by the store"),
-        () = follow => {}
-    }
+    let revoked = tokio::select! {
+        () = revoked => {
+            tracing::debug!(key = %shared.key, token = %shared.token, "grant revoked by the store");
+            true
+        }
+        () = follow => false,
+    };
     shared.mark_lost();
+    if !revoked {
+        // Lost at its deadline (TTL without renewal, hold cap, renewals
+        // that failed, session ended): give the grant back, so that a
+        // session store frees the lock now rather than when the session
+        // ends. Compare-and-delete by owner: never another holder's grant.
+        match ops.release().await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(key = %shared.key, error = %e, "giving back a lost grant failed; the store frees it")
+            }
+        }
+    }
 }
 
 async fn renew_loop(shared: &Shared, ops: &dyn GrantOps, every: Duration, drift: Duration) {
@@ -66,9 +81,14 @@ async fn renew_loop(shared: &Shared, ops: &dyn GrantOps, every: Duration, drift:
             if sent >= deadline {
                 return;
             }
-            match timeout_at(deadline, ops.renew(state.ttl)).await {
+            // Never past the hold cap: at the end, wait out the deadline.
+            let Some(ttl) = shared.renewal_ttl(state.ttl, drift) else {
+                shared.lost().await;
+                return;
+            };
+            match timeout_at(deadline, ops.renew(ttl)).await {
                 Ok(Ok(true)) => {
-                    if shared.apply_renewal(sent, state.ttl, drift).is_none() {
+                    if shared.apply_renewal(sent, ttl, drift).is_none() {
                         return;
                     }
                     break;

@@ -2,6 +2,7 @@
 //! message when the backend breaks the promise.
 
 mod abandon;
+mod bounds;
 mod exclusion;
 mod input;
 mod loss;
@@ -9,6 +10,7 @@ mod outage;
 mod waiting;
 
 pub use abandon::{abandonment, cancellation, drop_frees};
+pub use bounds::{hold_cap, ttl_without_renewal};
 pub use exclusion::{cross_process, exclusion};
 pub use input::{hostile_keys, unreachable};
 pub use loss::{lost_signal, no_foreign_release, renewal};
@@ -25,6 +27,8 @@ pub const ALL: &[&str] = &[
     "abandonment",
     "lost_signal",
     "renewal",
+    "ttl_without_renewal",
+    "hold_cap",
     "drop_frees",
     "cancellation",
     "wakeup",
