@@ -19,7 +19,9 @@ pub mod raw;
 mod token;
 mod watchdog;
 
-pub use capabilities::{Capabilities, Expiry, Extend, Fairness, Fencing, Scope, Wakeup};
+pub use capabilities::{
+    Capabilities, Expiry, Extend, Fairness, Fencing, Primitives, Scope, Support, Wakeup,
+};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use ext::{Attempt, DistributedLockExt};
 pub use fence::{FenceGate, StaleToken};

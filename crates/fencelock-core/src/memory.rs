@@ -318,18 +318,17 @@ impl DistributedLock for MemoryLock {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            backend: "memory",
-            fencing: Fencing::Strict,
-            fairness: Fairness::Fifo,
-            wakeup: Wakeup::Notification,
-            expiry: Expiry::Ttl,
-            session_timeout: None,
-            scope: Scope::Process,
-            extend: Extend::PerGrant,
-            store_restart: "the store lives in the process: a restart forgets every lock and token",
-            store_failover: "no failover: one process",
-        }
+        Capabilities::new("memory")
+            .with_fencing(Fencing::Strict)
+            .with_fairness(Fairness::Fifo)
+            .with_wakeup(Wakeup::Notification)
+            .with_expiry(Expiry::Ttl)
+            .with_scope(Scope::Process)
+            .with_extend(Extend::PerGrant)
+            .with_store_restart(
+                "the store lives in the process: a restart forgets every lock and token",
+            )
+            .with_store_failover("no failover: one process")
     }
 }
 

@@ -709,23 +709,21 @@ impl DistributedLock for EtcdLock {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            backend: "etcd",
-            fencing: Fencing::Strict,
-            fairness: Fairness::Fifo,
-            wakeup: Wakeup::Notification,
-            expiry: Expiry::Session,
-            session_timeout: Some(self.inner.session.ttl()),
-            scope: Scope::Network,
-            extend: Extend::Session,
-            store_restart: "tokens are create revisions, persisted through Raft: they keep rising across restarts; \
-                            leases survive a restart with their TTL renewed, so held locks stay held",
-            store_failover: "a new leader keeps every key and revision (Raft) and extends leases; \
+        Capabilities::new("etcd")
+            .with_fencing(Fencing::Strict)
+            .with_fairness(Fairness::Fifo)
+            .with_wakeup(Wakeup::Notification)
+            .with_expiry(Expiry::Session)
+            .with_scope(Scope::Network)
+            .with_extend(Extend::Session)
+            .with_store_restart("tokens are create revisions, persisted through Raft: they keep rising across restarts; \
+                            leases survive a restart with their TTL renewed, so held locks stay held")
+            .with_store_failover("a new leader keeps every key and revision (Raft) and extends leases; \
                              held locks stay held if the client's keep-alives reach the new leader in time. \
                              etcd before 3.4.31 / 3.5.13 (etcd#15247): a leader stalled past the lease TTL may \
                              revoke live leases when it resumes, and a second holder can be granted a few ms \
-                             before the first learns (seen once here: 6.2 ms; tokens still order them)",
-        }
+                             before the first learns (seen once here: 6.2 ms; tokens still order them)")
+            .with_session_timeout(self.inner.session.ttl())
     }
 }
 

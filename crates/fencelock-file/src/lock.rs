@@ -294,18 +294,15 @@ impl DistributedLock for FileLock {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            backend: "file",
-            fencing: Fencing::Strict,
-            fairness: Fairness::Unfair,
-            wakeup: Wakeup::Polling,
-            expiry: Expiry::Process,
-            session_timeout: None,
-            scope: Scope::Host,
-            extend: Extend::Session,
-            store_restart: "a host restart frees every lock; tokens survive (the counter is fsynced in the lock file)",
-            store_failover: "no failover: one host",
-        }
+        Capabilities::new("file")
+            .with_fencing(Fencing::Strict)
+            .with_fairness(Fairness::Unfair)
+            .with_wakeup(Wakeup::Polling)
+            .with_expiry(Expiry::Process)
+            .with_scope(Scope::Host)
+            .with_extend(Extend::Session)
+            .with_store_restart("a host restart frees every lock; tokens survive (the counter is fsynced in the lock file)")
+            .with_store_failover("no failover: one host")
     }
 }
 

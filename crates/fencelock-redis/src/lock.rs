@@ -678,19 +678,17 @@ impl DistributedLock for RedisLock {
 
     fn capabilities(&self) -> Capabilities {
         let sentinel = matches!(self.inner.target, Target::Sentinel(_));
-        Capabilities {
-            backend: if sentinel { "redis-sentinel" } else { "redis" },
-            fencing: Fencing::BestEffort,
-            fairness: Fairness::Unfair,
-            wakeup: Wakeup::Notification,
-            expiry: Expiry::Ttl,
-            session_timeout: None,
-            scope: Scope::Network,
-            extend: Extend::PerGrant,
-            store_restart: "held locks and fence counters survive only what Redis persisted: with appendonly yes and \
+        Capabilities::new(if sentinel { "redis-sentinel" } else { "redis" })
+            .with_fencing(Fencing::BestEffort)
+            .with_fairness(Fairness::Unfair)
+            .with_wakeup(Wakeup::Notification)
+            .with_expiry(Expiry::Ttl)
+            .with_scope(Scope::Network)
+            .with_extend(Extend::PerGrant)
+            .with_store_restart("held locks and fence counters survive only what Redis persisted: with appendonly yes and \
                 appendfsync always both survive; with appendfsync everysec or RDB snapshots a restart can forget a \
-                held lock (a second holder) and roll the counter back (a lower or repeated token)",
-            store_failover: if sentinel {
+                held lock (a second holder) and roll the counter back (a lower or repeated token)")
+            .with_store_failover(if sentinel {
                 "Sentinel promotes an asynchronous replica: grants and counter increments it had not received are \
                 lost, so a second holder and a lower or repeated token are possible; wait_replicas=K (WAIT) narrows \
                 this to the replicas that acknowledged, but renewals are not waited for and Sentinel may promote a \
@@ -698,8 +696,7 @@ impl DistributedLock for RedisLock {
             } else {
                 "replication is asynchronous: a failover to a replica can lose the newest grants and \
                 counter increments, so a second holder and a lower or repeated token are possible"
-            },
-        }
+            })
     }
 }
 

@@ -586,21 +586,19 @@ impl DistributedLock for ZkLock {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            backend: "zookeeper",
-            fencing: Fencing::Strict,
-            fairness: Fairness::Fifo,
-            wakeup: Wakeup::Notification,
-            expiry: Expiry::Session,
-            session_timeout: Some(self.session_timeout()),
-            scope: Scope::Network,
-            extend: Extend::Session,
-            store_restart: "ZooKeeper logs every write: a restart shorter than the session timeout keeps \
-                            sessions and lock nodes; tokens (czxid) keep rising, zxids never go back",
-            store_failover: "a quorum ensemble keeps every committed lock node across a leader change; \
+        Capabilities::new("zookeeper")
+            .with_fencing(Fencing::Strict)
+            .with_fairness(Fairness::Fifo)
+            .with_wakeup(Wakeup::Notification)
+            .with_expiry(Expiry::Session)
+            .with_scope(Scope::Network)
+            .with_extend(Extend::Session)
+            .with_store_restart("ZooKeeper logs every write: a restart shorter than the session timeout keeps \
+                            sessions and lock nodes; tokens (czxid) keep rising, zxids never go back")
+            .with_store_failover("a quorum ensemble keeps every committed lock node across a leader change; \
                              the session moves to another server within the session timeout, and the \
-                             new leader's epoch makes later czxids larger",
-        }
+                             new leader's epoch makes later czxids larger")
+            .with_session_timeout(self.session_timeout())
     }
 }
 

@@ -525,23 +525,20 @@ impl DistributedLock for RedlockLock {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            backend: "redlock",
-            fencing: Fencing::BestEffort,
-            fairness: Fairness::Unfair,
-            wakeup: Wakeup::Notification,
-            expiry: Expiry::Ttl,
-            session_timeout: None,
-            scope: Scope::Network,
-            extend: Extend::PerGrant,
-            store_restart: "a node restarted without its data forgets the grants it held: back within the TTL, it \
+        Capabilities::new("redlock")
+            .with_fencing(Fencing::BestEffort)
+            .with_fairness(Fairness::Unfair)
+            .with_wakeup(Wakeup::Notification)
+            .with_expiry(Expiry::Ttl)
+            .with_scope(Scope::Network)
+            .with_extend(Extend::PerGrant)
+            .with_store_restart("a node restarted without its data forgets the grants it held: back within the TTL, it \
                 can hand a second client a majority (overlapping holders); restart nodes only after the longest \
                 TTL has passed, or persist with appendfsync always. Tokens are the highest per-node counter of \
                 the grant's majority: they rise while nodes keep their data, an ordering hint rather than a \
-                strict fence",
-            store_failover: "no replication: the nodes are independent. While a majority answers, grants go on; \
-                with half or more of the nodes down or paused, acquires fail with Connection or Timeout",
-        }
+                strict fence")
+            .with_store_failover("no replication: the nodes are independent. While a majority answers, grants go on; \
+                with half or more of the nodes down or paused, acquires fail with Connection or Timeout")
     }
 }
 
