@@ -42,4 +42,8 @@ mod conformance {
     suite!(zookeeper_ensemble, "zookeeper-ensemble");
     suite!(redlock, "redlock");
     suite!(redis_sentinel, "redis-sentinel");
+    // Single servers in Docker containers (tests/README.md: "Docker").
+    suite!(testcontainers_redis, "testcontainers-redis");
+    suite!(testcontainers_zookeeper, "testcontainers-zookeeper");
+    suite!(testcontainers_etcd, "testcontainers-etcd");
 }
