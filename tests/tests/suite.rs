@@ -53,4 +53,8 @@ mod conformance {
     suite!(zookeeper_ensemble, "zookeeper-ensemble", servers);
     suite!(redlock, "redlock", servers);
     suite!(redis_sentinel, "redis-sentinel", servers);
+    // Single servers in Docker containers (tests/README.md: "Docker").
+    suite!(testcontainers_redis, "testcontainers-redis");
+    suite!(testcontainers_zookeeper, "testcontainers-zookeeper");
+    suite!(testcontainers_etcd, "testcontainers-etcd");
 }
