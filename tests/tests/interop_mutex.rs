@@ -12,7 +12,7 @@ use std::time::Duration;
 use fencelock::LockOptions;
 use fencelock_conformance::interop::{unix_us, workspace_bin, Event, Mode, Pair, Peer};
 use tokio::process::Command;
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::{timeout, Instant};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_fencelock-interop-peer");
 const CONTENDER: &str = env!("CARGO_BIN_EXE_fencelock-contender");
@@ -128,8 +128,7 @@ async fn waiter_woken_promptly_both_ways(peer: Peer) {
 
     // fencelock holds; the peer waits.
     let mut waiter = p.spawn(RECIPE, &hold(None, Duration::ZERO)).unwrap();
-    waiter.connected(LONG).await.unwrap();
-    sleep(Duration::from_millis(800)).await; // queued behind us by now
+    p.queued(1, LONG).await.unwrap();
     assert!(
         !waiter
             .seen()
@@ -262,7 +261,7 @@ async fn killed_holder_frees_within_session(peer: Peer) {
             .await;
         (Instant::now(), g)
     });
-    sleep(Duration::from_millis(300)).await;
+    p.queued(1, LONG).await.unwrap();
     let killed = Instant::now();
     held.kill_holder().unwrap();
     let (at, g) = waiting.await.unwrap();
@@ -292,8 +291,7 @@ async fn killed_holder_frees_within_session(peer: Peer) {
     let line = timeout(LONG, lines.next_line()).await.unwrap().unwrap();
     assert!(line.is_some_and(|l| l.starts_with("held ")));
     let mut waiter = p.spawn(RECIPE, &hold(None, Duration::ZERO)).unwrap();
-    waiter.connected(LONG).await.unwrap();
-    sleep(Duration::from_millis(500)).await;
+    p.queued(1, LONG).await.unwrap();
     let killed_at = unix_us();
     holder.start_kill().unwrap();
     let (at, _) = waiter.acquired(LONG).await.unwrap();

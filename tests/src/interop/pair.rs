@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fencelock::DistributedLock;
+use fencelock::{DistributedLock, Inspect};
 
 use super::peer::{Mode, Peer};
 use super::process::PeerProcess;
@@ -30,6 +30,7 @@ pub struct Pair {
     /// The peer's name for it: `ZkLock::lock_path` (a Curator lock path)
     /// or `EtcdLock::mutex_name` (an etcd mutex name).
     pub target: String,
+    inspect: Arc<dyn Inspect>,
     helper: PathBuf,
 }
 
@@ -72,7 +73,11 @@ impl Pair {
                 (Arc::new(l), t)
             }
         };
+        let inspect = fencelock::inspector(&url)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Pair {
+            inspect,
             peer,
             fixture,
             url,
@@ -97,6 +102,30 @@ impl Pair {
             PEER_SESSION,
             mode,
         )
+    }
+
+    /// Waits until at least `n` contenders queue behind the holder (as
+    /// `fencelock status` counts them), within `within`.
+    ///
+    /// # Errors
+    ///
+    /// When they did not, or the store did not answer.
+    pub async fn queued(&self, n: usize, within: Duration) -> Result<(), String> {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            let s = self
+                .inspect
+                .status(&self.key)
+                .await
+                .map_err(|e| e.to_string())?;
+            if s.waiters.unwrap_or(0) >= n {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(format!("{n} waiters not queued within {within:?}: {s:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// fencelock's own session timeout on this store: its lock survives a
