@@ -5,13 +5,15 @@
 //! the backend's declared [`Capabilities`](fencelock::Capabilities). A new
 //! backend gets the whole suite by adding one line to `tests/suite.rs`.
 //!
-//! [`fixture`] starts real servers; [`proxy`] cuts clients off from them.
+//! [`fixture`] starts real servers; [`proxy`] cuts clients off from them;
+//! [`interop`] runs the stores' own recipe clients beside fencelock.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod cases;
 pub mod chaos;
 pub mod fixture;
+pub mod interop;
 pub mod proxy;
 pub mod target;
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use fencelock_core::{DistributedLock, ErrorKind, LockOptions};
 use fencelock_etcd::{EtcdLock, EtcdLockBuilder};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::{sleep, timeout, Instant};
 
 struct Etcd {
@@ -238,66 +237,6 @@ async fn waiters_are_woken_by_the_watch_in_fifo_order() {
     for t in tasks {
         t.await.unwrap();
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcdctl_lock_and_fencelock_exclude_each_other() {
-    let Some(e) = Etcd::start() else { return };
-    let lock = EtcdLock::connect(&e.url("/?lease_ttl=2s")).await.unwrap(); // empty prefix
-    let name = lock.mutex_name("shared");
-    assert_eq!(name, "shared");
-
-    // etcdctl holds: fencelock waits until its command ends.
-    let mut ctl = e
-        .etcdctl()
-        .args(["lock", &name, "--", "sh", "-c", "echo locked; sleep 2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(ctl.stdout.take().unwrap()).lines();
-    let line = timeout(Duration::from_secs(5), out.next_line())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(line.as_deref(), Some("locked"));
-    let t0 = Instant::now();
-    assert!(lock.try_acquire("shared", &opts()).await.unwrap().is_none());
-    let g = lock
-        .acquire("shared", &opts().with_wait(Duration::from_secs(10)))
-        .await
-        .unwrap();
-    assert!(
-        t0.elapsed() > Duration::from_millis(1000),
-        "got the lock while etcdctl held it"
-    );
-    timeout(Duration::from_secs(5), ctl.wait())
-        .await
-        .unwrap()
-        .unwrap();
-
-    // fencelock holds: etcdctl waits until the release.
-    let mut ctl = e
-        .etcdctl()
-        .args(["lock", &name, "echo", "locked"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(ctl.stdout.take().unwrap()).lines();
-    assert!(
-        timeout(Duration::from_millis(1500), out.next_line())
-            .await
-            .is_err(),
-        "etcdctl got the lock while fencelock held it"
-    );
-    let released = Instant::now();
-    g.release().await.unwrap();
-    let line = timeout(Duration::from_secs(5), out.next_line())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(line.as_deref(), Some("locked"));
-    assert!(released.elapsed() < Duration::from_secs(3));
-    let _ = ctl.wait().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
