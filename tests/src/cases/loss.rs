@@ -43,7 +43,8 @@ async fn lost_by_deadline(g: &LockGuard, limit: Duration) -> Instant {
     at
 }
 
-/// A guard cut off from its store (per-grant TTL: renewal off; session:
+/// A guard cut off from its store (per-grant TTL or process: renewal off,
+/// so it ends at its TTL; session:
 /// its connections blackholed) for `key`. Returns the guard, the
 /// proxies (to heal afterwards) and the client.
 async fn cut_off_holder(
@@ -73,40 +74,10 @@ async fn cut_off_holder(
     }
 }
 
-/// Where grants end only with their process (`Expiry::Process`), a grant
-/// whose TTL ran out without renewal is still held and not lost: the
-/// weaker promise that replaces the loss cases there.
-async fn held_past_ttl(t: &Target, case: &str) {
-    note(
-        t.fixture.backend(),
-        case,
-        "grants end only with their process: checking they outlive the TTL instead",
-    );
-    let (a, b) = (t.client().await, t.client().await);
-    let key = t.key(case);
-    let g = a.acquire(&key, &short(200)).await.expect("holder");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(!g.is_lost(), "a process-bound grant reported lost");
-    assert!(
-        b.try_acquire(&key, &steady()).await.expect("try").is_none(),
-        "another client got a held lock"
-    );
-    g.release().await.expect("release");
-    let g = b
-        .try_acquire(&key, &steady())
-        .await
-        .expect("try")
-        .expect("free after release");
-    g.release().await.expect("release");
-}
-
 /// A holder whose grant expired and was re-granted to another cannot
 /// release or extend the new holder's lock, and learns `Lost`.
 pub async fn no_foreign_release(t: &Target) {
     let caps = t.capabilities().await;
-    if caps.expiry == Expiry::Process {
-        return held_past_ttl(t, "no_foreign_release").await;
-    }
     let key = t.key("foreign");
     let (old, proxies, _a) = cut_off_holder(t, &key).await;
     let bound = caps.abandon_bound(Duration::from_millis(800)) + Duration::from_secs(10);
@@ -146,9 +117,6 @@ pub async fn no_foreign_release(t: &Target) {
 /// with the store paused by SIGSTOP where the fixture runs one server.
 pub async fn lost_signal(t: &Target) {
     let caps = t.capabilities().await;
-    if caps.expiry == Expiry::Process {
-        return held_past_ttl(t, "lost_signal").await;
-    }
     let key = t.key("lost");
     let (g, proxies, _a) = cut_off_holder(t, &key).await;
     let bound = caps.abandon_bound(Duration::from_millis(800)) + Duration::from_secs(10);
