@@ -32,72 +32,19 @@
 //! it from async code itself: it would block that worker thread for as long
 //! as the call waits (use the async API there).
 
-use std::future::Future;
-use std::sync::mpsc;
+mod driver;
+mod guard;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use fencelock_core::{
-    Attempt, DistributedLock, Error, ErrorKind, FencingToken, LeaseHandle, LockGuard, LockOptions,
-    OwnerId, Result,
+    Attempt, DistributedLock, ErrorKind, LeaseHandle, LockGuard, LockOptions, Result,
 };
-use tokio::runtime::{Handle, Runtime};
-use tokio::time::Instant;
+use tokio::runtime::Runtime;
 
-/// The blocking API's own runtime: runs the store calls and the watchdogs.
-#[derive(Debug)]
-struct Driver {
-    runtime: Option<Runtime>,
-    /// A runtime the caller gave ([`BlockingLock::from_parts`]).
-    shared: Option<Arc<Runtime>>,
-}
-
-impl Driver {
-    fn start() -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("fencelock-blocking")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                Error::backend("cannot start the blocking API's runtime").with_source(e)
-            })?;
-        Ok(Driver {
-            runtime: Some(runtime),
-            shared: None,
-        })
-    }
-
-    fn handle(&self) -> &Handle {
-        match (&self.runtime, &self.shared) {
-            (Some(rt), _) => rt.handle(),
-            (None, Some(rt)) => rt.handle(),
-            (None, None) => unreachable!("a driver has a runtime until drop"),
-        }
-    }
-
-    /// Runs `fut` on this runtime and blocks the calling thread for its
-    /// output. Works on any thread that may block, `spawn_blocking`
-    /// included, since it never enters the caller's runtime.
-    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.handle().spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv()
-            .map_err(|_| Error::backend("the blocking API's runtime stopped before answering"))
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            // A runtime may not be dropped where blocking is forbidden (async
-            // code); shutting it down in the background is always allowed.
-            rt.shutdown_background();
-        }
-    }
-}
+use driver::Driver;
+pub use guard::BlockingGuard;
 
 /// A [`DistributedLock`] driven from threads that may block. It owns a
 /// small Tokio runtime whose worker runs the store calls and the watchdogs.
@@ -252,110 +199,11 @@ fn run_guarded<T>(guard: BlockingGuard, work: impl FnOnce(LeaseHandle) -> T) -> 
     }
 }
 
-/// A held lock from the blocking API: the [`LockGuard`] API in blocking
-/// style. Dropping it releases synchronously.
-#[must_use = "dropping the guard releases the lock at once"]
-#[derive(Debug)]
-pub struct BlockingGuard {
-    guard: Option<LockGuard>,
-    driver: Arc<Driver>,
-}
-
-impl BlockingGuard {
-    fn inner(&self) -> &LockGuard {
-        self.guard.as_ref().expect("guard present until consumed")
-    }
-
-    /// The lock key.
-    pub fn key(&self) -> &str {
-        self.inner().key()
-    }
-
-    /// The fencing token.
-    pub fn token(&self) -> FencingToken {
-        self.inner().token()
-    }
-
-    /// The grant's owner id.
-    pub fn owner(&self) -> OwnerId {
-        self.inner().owner()
-    }
-
-    /// The validity deadline, or `None` once lost.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.inner().deadline()
-    }
-
-    /// Time left before the deadline; zero once lost.
-    pub fn remaining(&self) -> Duration {
-        self.inner().remaining()
-    }
-
-    /// Whether the grant is lost.
-    pub fn is_lost(&self) -> bool {
-        self.inner().is_lost()
-    }
-
-    /// A clonable view with the lost signal.
-    pub fn handle(&self) -> LeaseHandle {
-        self.inner().handle()
-    }
-
-    /// Pushes the deadline out; see [`LockGuard::extend`]. Returns the
-    /// deadline in force.
-    ///
-    /// # Errors
-    ///
-    /// As the async call.
-    pub fn extend(&self, ttl: Duration) -> Result<Instant> {
-        let handle = self.handle();
-        let guard = self.inner();
-        // The guard stays here; only its renewal runs on the driver, and
-        // this thread waits for it.
-        std::thread::scope(|s| {
-            s.spawn(|| self.driver.handle().block_on(guard.extend(ttl)))
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(Error::backend("extending the lock panicked").with_key(handle.key()))
-                })
-        })
-    }
-
-    /// Releases now; see [`LockGuard::release`].
-    ///
-    /// # Errors
-    ///
-    /// As the async call (`Lost` when the grant was lost before).
-    pub fn release(mut self) -> Result<()> {
-        let guard = self.guard.take().expect("guard present until consumed");
-        self.driver.run(guard.release())?
-    }
-
-    /// Keeps the lock held until its TTL ends; see [`LockGuard::leak`].
-    pub fn leak(mut self) {
-        if let Some(g) = self.guard.take() {
-            g.leak();
-        }
-    }
-}
-
-impl Drop for BlockingGuard {
-    fn drop(&mut self) {
-        let Some(guard) = self.guard.take() else {
-            return;
-        };
-        match self.driver.run(guard.release()) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) | Err(e) => {
-                tracing::debug!(error = %e, "release on drop of a blocking guard failed");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fencelock_core::Error;
+    use tokio::time::Instant;
 
     #[test]
     fn guards_release_on_drop_and_with_lock_runs() {
