@@ -1,4 +1,4 @@
-//! Short versions of the fault-injection scenarios (issue 10; the full
+//! Short versions of the fault-injection scenarios (the full
 //! ones run with `scripts/chaos`). Each starts real servers, injects its
 //! faults on our own processes by PID, and fails on any overlap, token
 //! regression, lost update, crash or leftover where the backend promises

@@ -575,7 +575,7 @@ fn assert_waiters(tag: &str, r: &Round) {
     );
 }
 
-/// Issue 6: the leader of a 3-server ZooKeeper ensemble is killed while a
+/// The leader of a 3-server ZooKeeper ensemble is killed while a
 /// lock is held and waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn zookeeper_ensemble_leader_killed() {
@@ -598,7 +598,7 @@ async fn zookeeper_ensemble_leader_killed() {
     assert_waiters("zookeeper", &r);
 }
 
-/// Issue 7: the leader of a 3-member etcd cluster is paused (SIGSTOP) for
+/// The leader of a 3-member etcd cluster is paused (SIGSTOP) for
 /// 1.5 s, fifteen election timeouts, then resumed; then the leader (the new
 /// one, or the same) is killed. Both while a lock is held and waited for.
 ///

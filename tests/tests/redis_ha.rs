@@ -1,5 +1,5 @@
 //! Where each Redis deployment keeps mutual exclusion and where it breaks,
-//! shown on real processes (issue 5). Each test prints its counts (run
+//! shown on real processes. Each test prints its counts (run
 //! with `--nocapture`) and asserts them; docs/redis-ha.md tabulates them.
 //!
 //! "Overlap" below always means: a second client was granted the lock

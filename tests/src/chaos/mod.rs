@@ -1,9 +1,9 @@
-//! Fault injection (issue 10): K client processes × M tasks loop acquire →
+//! Fault injection: K client processes × M tasks loop acquire →
 //! fenced critical section on a shared [resource] process → release, while
 //! a nemesis kills, pauses and cuts off our own processes by PID; the
 //! [checker] then counts overlaps, token regressions and lost updates, and
 //! measures recovery and loss-signal latency. The scenarios are those of
-//! `RELIABILITY.md` (S0–S15); `fencelock-chaos` (and `scripts/chaos`) runs
+//! S0–S15 of docs/reliability.md; `fencelock-chaos` (and `scripts/chaos`) runs
 //! them, `tests/chaos.rs` runs their short versions.
 //!
 //! Every time is CLOCK_MONOTONIC ([`crate::monotonic_ns`]), comparable
