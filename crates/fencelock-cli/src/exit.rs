@@ -31,7 +31,8 @@ pub const TABLE: &str = "Exit status:
   75   `run`: busy and --wait 0 (change with --conflict-exit-code)
   80   `run`: the lock was lost while the command ran; it got SIGTERM, then SIGKILL
   124  `run`: still busy when --wait ran out (change with --timeout-exit-code)
-  126  `run`: the command cannot be executed;  127  the command was not found";
+  126  `run`: the command cannot be executed
+  127  `run`: the command was not found";
 
 /// The exit code for a lock-service error.
 pub fn for_error(e: &Error) -> u8 {

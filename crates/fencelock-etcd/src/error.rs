@@ -11,6 +11,9 @@ pub(crate) fn from_etcd(what: &str, e: EtcdError) -> Error {
         EtcdError::GRpcStatus(status) => {
             let kind = match status.code() {
                 Code::Unavailable | Code::Aborted => ErrorKind::Connection,
+                // A connection that closed under the call (e.g. another
+                // service on the port hung up) is unreachable, not slow.
+                Code::Cancelled if closed_under(status) => ErrorKind::Connection,
                 Code::Cancelled | Code::DeadlineExceeded => ErrorKind::Timeout,
                 // Not a gRPC server's answer (e.g. another service on the
                 // port: "h2 protocol error"): unreachable as etcd.
@@ -52,6 +55,18 @@ fn causes(e: &EtcdError) -> String {
         cur = c.source();
     }
     out.join(": ")
+}
+
+/// Whether a status came from the transport's connection closing.
+fn closed_under(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(c) = cause {
+        if c.to_string().contains("connection closed") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn looks_like_transport(message: &str) -> bool {

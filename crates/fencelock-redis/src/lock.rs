@@ -288,8 +288,10 @@ impl RedisLock {
         }
     }
 
-    /// Every lock key under this client's prefix that has a fence counter
-    /// (was ever granted) and starts with `prefix`: a `SCAN` of one server.
+    /// Every lock key under this client's prefix that starts with `prefix`
+    /// and has a Redis key: a fence counter (it was ever granted), a value
+    /// (held, by fencelock or another client) or a queue: a `SCAN` of one
+    /// server.
     ///
     /// # Errors
     ///
@@ -301,7 +303,7 @@ impl RedisLock {
                 "listing locks on Redis Cluster is not implemented (it needs a SCAN of every shard)",
             ));
         }
-        let pattern = crate::keys::fence_pattern(&self.inner.prefix);
+        let pattern = crate::keys::scan_pattern(&self.inner.prefix);
         let mut conn = self.inner.conn.clone();
         let mut cursor: u64 = 0;
         let mut out = Vec::new();
@@ -321,7 +323,7 @@ impl RedisLock {
             out.extend(
                 batch
                     .iter()
-                    .filter_map(|k| crate::keys::key_of_fence(&self.inner.prefix, k))
+                    .filter_map(|k| crate::keys::key_of_redis(&self.inner.prefix, k))
                     .filter(|k| k.starts_with(prefix)),
             );
             if next == 0 || out.len() > 100_000 {
