@@ -343,7 +343,8 @@ async fn holder(url: &str, key: &str) -> (tokio::process::Child, u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unlock_force_breaks_a_wedged_lock_and_raises_its_token() {
-    for backend in BACKENDS {
+    // Redis Cluster and Sentinel run the same script as one Redis server.
+    for backend in BACKENDS.iter().chain(&["redis-cluster", "redis-sentinel"]) {
         let f = fixture(backend).await;
         let url = f.url();
         let (mut old, token) = holder(&url, "wedged").await;
@@ -409,4 +410,13 @@ async fn unlock_force_breaks_a_wedged_lock_and_raises_its_token() {
         );
         eprintln!("{backend}: the old holder exited 80 {learned:?} after the forced unlock; tokens {token} -> {next}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redlock_says_it_cannot_unlock() {
+    let f = fixture("redlock").await;
+    let out = output(&f.url(), &["unlock", "--force", "k"]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{err}");
+    assert!(err.contains("redlock") && err.lines().count() == 1, "{err}");
 }
