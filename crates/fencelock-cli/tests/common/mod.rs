@@ -2,9 +2,11 @@
 //! holder's first line.
 #![allow(dead_code)]
 
+use std::process::Output;
 use std::time::Duration;
 
 use fencelock_conformance::fixture::Fixture;
+use serde_json::Value;
 use tokio::process::Command;
 
 /// The built binary.
@@ -54,4 +56,19 @@ pub async fn first_line(child: &mut tokio::process::Child) -> String {
     // Keep draining so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     line.unwrap_or_default()
+}
+
+/// Runs the binary with `--url URL ARGS` to the end.
+pub async fn output(url: &str, args: &[&str]) -> Output {
+    fencelock(url).args(args).output().await.unwrap()
+}
+
+/// Bytes of output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Output as one JSON document.
+pub fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {}", text(bytes)))
 }
