@@ -25,12 +25,15 @@ pub const SCHEMES: &[(&str, &str)] = &[
 
 /// Whether this build has `feature` (the names in [`SCHEMES`]).
 fn built(feature: &str) -> bool {
-    match feature {
-        "redis" => cfg!(feature = "redis"),
-        "etcd" => cfg!(feature = "etcd"),
-        "zookeeper" => cfg!(feature = "zookeeper"),
-        _ => true,
-    }
+    let optional = [
+        ("redis", cfg!(feature = "redis")),
+        ("etcd", cfg!(feature = "etcd")),
+        ("zookeeper", cfg!(feature = "zookeeper")),
+    ];
+    optional
+        .iter()
+        .find(|(name, _)| *name == feature)
+        .is_none_or(|(_, on)| *on)
 }
 
 /// Connects to the lock service a URL names and returns it as a trait object.
@@ -125,7 +128,7 @@ async fn open(url: &str) -> Result<Opened> {
 fn unknown_scheme(scheme: &str, built: fn(&str) -> bool) -> Error {
     if let Some((_, feature)) = SCHEMES.iter().find(|(s, f)| *s == scheme && !built(f)) {
         return Error::invalid_config(format!(
-            "URL scheme {scheme:?} needs the cargo feature {feature:?} of fencelock, which this build does not have (build with --features {feature}, or full)"
+            "URL scheme {scheme:?} needs the cargo feature {feature:?} of the fencelock crate, which this build was made without (`full` has every backend)"
         ));
     }
     let known: Vec<&str> = SCHEMES
