@@ -21,7 +21,7 @@ impl ZkLock {
     /// contenders queue behind it. A node fencelock did not make (Curator's
     /// unprotected `lock-<seq>`, another client's `…lock-<seq>`) is a
     /// foreign holder: it keeps fencelock clients out all the same.
-    async fn holder(&self, key: &str) -> Result<(Option<Found>, usize)> {
+    async fn holder(&self, key: &str) -> Result<Option<Found>> {
         validate_key(key)?;
         let session = self.session().await?;
         let client = &session.client;
@@ -44,20 +44,17 @@ impl ZkLock {
                     };
                     let token = u64::try_from(stat.czxid).ok().map(FencingToken::new);
                     let holder = holder.with_token(token);
-                    return Ok((
-                        Some(Found {
-                            path,
-                            holder,
-                            waiters,
-                        }),
+                    return Ok(Some(Found {
+                        path,
+                        holder,
                         waiters,
-                    ));
+                    }));
                 }
                 Ok(None) => {}
                 Err(f) => return Err(f.into_error("reading the holder's node").with_key(key)),
             }
         }
-        Ok((None, 0))
+        Ok(None)
     }
 }
 
@@ -68,11 +65,11 @@ impl Inspect for ZkLock {
     /// `czxid` as token, and how many contenders queue behind it.
     /// `remaining` is `None`: the holder's session decides.
     async fn status(&self, key: &str) -> Result<LockStatus> {
-        let (found, waiters) = self.holder(key).await?;
-        let status = LockStatus::free(key).with_waiters(Some(waiters));
-        Ok(match found {
-            Some(f) => status.with_holder(f.holder).with_waiters(Some(f.waiters)),
-            None => status,
+        Ok(match self.holder(key).await? {
+            Some(f) => LockStatus::free(key)
+                .with_holder(f.holder)
+                .with_waiters(Some(f.waiters)),
+            None => LockStatus::free(key).with_waiters(Some(0)),
         })
     }
 
@@ -105,8 +102,7 @@ impl Inspect for ZkLock {
     /// one, so nothing needs raising. A fencelock holder's watch on its node
     /// fires: it learns that it lost the lock.
     async fn force_unlock(&self, key: &str) -> Result<ForcedUnlock> {
-        let (found, _) = self.holder(key).await?;
-        let Some(found) = found else {
+        let Some(found) = self.holder(key).await? else {
             return Ok(ForcedUnlock::new(key, Vec::new(), None));
         };
         let session = self.session().await?;
