@@ -2,7 +2,8 @@
 
 use fencelock::{Error, ErrorKind};
 
-/// Bad key, bad URL or option (sysexits EX_USAGE).
+/// Bad key, bad URL or option, a store that cannot coordinate processes
+/// (sysexits EX_USAGE).
 pub const USAGE: u8 = 64;
 /// The lock service cannot be reached, or did not answer in time
 /// (EX_UNAVAILABLE): an outage, never a busy lock.
@@ -21,15 +22,17 @@ pub const CANNOT_EXECUTE: u8 = 126;
 pub const NOT_FOUND: u8 = 127;
 
 /// The text `--help` shows.
-pub const TABLE: &str =
-    "Exit status of `run`: the command's own (128+N when killed by signal N), or
-  64   bad key, URL or option
+pub const TABLE: &str = "Exit status:
+  0    done (`run`: the command's own status, 128+N when killed by signal N)
+  64   bad key, URL or option; memory:// (it cannot coordinate processes);
+       `unlock` without --force
   69   the lock service cannot be reached or did not answer in time
-  70   another lock-service error
-  75   busy and --wait 0 (change with --conflict-exit-code)
-  80   the lock was lost while the command ran; it got SIGTERM, then SIGKILL
-  124  still busy when --wait ran out (change with --timeout-exit-code)
-  126  the command cannot be executed;  127  the command was not found";
+  70   another lock-service error (e.g. the backend cannot list or unlock)
+  75   `run`: busy and --wait 0 (change with --conflict-exit-code)
+  80   `run`: the lock was lost while the command ran; it got SIGTERM, then SIGKILL
+  124  `run`: still busy when --wait ran out (change with --timeout-exit-code)
+  126  `run`: the command cannot be executed
+  127  `run`: the command was not found";
 
 /// The exit code for a lock-service error.
 pub fn for_error(e: &Error) -> u8 {

@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::report::{fail, one_line};
+use crate::report::{fail, holder_json, holder_text, one_line};
 use crate::{exit, RunArgs};
 
 /// How one `run` ended, for the JSON report.
@@ -21,6 +21,43 @@ fn report(json: bool, args: &RunArgs, outcome: &str, token: Option<u64>, code: u
             json!({"key": args.key, "outcome": outcome, "token": token, "exit": code})
         );
     }
+}
+
+/// How long naming the holder of a busy lock may delay the exit.
+const HOLDER_LOOKUP_BOUND: Duration = Duration::from_secs(3);
+
+/// Says that the lock is busy and who holds it (owner or "not fencelock",
+/// token, time left), as far as the store tells; `outcome` is `busy` or
+/// `timeout`.
+async fn report_busy(url: &str, json: bool, args: &RunArgs, outcome: &str, code: u8) {
+    let looked = tokio::time::timeout(HOLDER_LOOKUP_BOUND, async {
+        fencelock::inspector(url).await?.status(&args.key).await
+    })
+    .await;
+    let holder = match &looked {
+        Ok(Ok(s)) => s.holders.first().cloned(),
+        _ => None,
+    };
+    if json {
+        eprintln!(
+            "{}",
+            json!({"key": args.key, "outcome": outcome, "token": null, "exit": code,
+                "holder": holder.as_ref().map(holder_json)})
+        );
+        return;
+    }
+    let why = if outcome == "busy" {
+        "is busy".to_string()
+    } else {
+        format!("is still busy after {:?}", args.wait.unwrap_or_default())
+    };
+    let who = match (&holder, &looked) {
+        (Some(h), _) => format!(": held {}", holder_text(h)),
+        (None, Ok(Ok(_))) => " (the holder let go just now)".to_string(),
+        (None, Ok(Err(e))) => format!(" (cannot tell who holds it: {})", one_line(e)),
+        (None, Err(_)) => " (cannot tell who holds it: no answer in time)".to_string(),
+    };
+    eprintln!("fencelock: {:?} {why}{who}", args.key);
 }
 
 /// Signals that stop a waiting `fencelock` and reach the running command.
@@ -99,17 +136,11 @@ pub async fn run(url: &str, json: bool, args: RunArgs) -> u8 {
     let guard = match guard {
         Ok(Some(g)) => g,
         Ok(None) => {
-            if !json {
-                eprintln!("fencelock: {:?} is busy", args.key);
-            }
-            report(json, &args, "busy", None, args.conflict_exit_code);
+            report_busy(url, json, &args, "busy", args.conflict_exit_code).await;
             return args.conflict_exit_code;
         }
         Err(e) if e.kind() == ErrorKind::Busy && args.wait.is_some() => {
-            if !json {
-                eprintln!("fencelock: {}", one_line(&e));
-            }
-            report(json, &args, "timeout", None, args.timeout_exit_code);
+            report_busy(url, json, &args, "timeout", args.timeout_exit_code).await;
             return args.timeout_exit_code;
         }
         Err(e) => return fail(&e, json, true),

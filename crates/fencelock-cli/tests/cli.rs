@@ -4,33 +4,11 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use fencelock_conformance::fixture::Fixture;
-use tokio::process::Command;
 use tokio::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fencelock");
-const BACKENDS: &[&str] = &["file", "redis", "zookeeper", "etcd"];
+mod common;
 
-fn fencelock(url: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(["--url", url]).kill_on_drop(true);
-    c
-}
-
-async fn fixture(backend: &str) -> Fixture {
-    Fixture::start(backend)
-        .await
-        .unwrap_or_else(|e| panic!("{backend}: {e}"))
-}
-
-/// How long a grant outlives its holder on this store: the TTL, or the
-/// session (lease) timeout where the store expires sessions instead.
-async fn expiry(f: &Fixture, ttl: Duration) -> Duration {
-    let lock = fencelock::connect(&f.url())
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", f.url()));
-    lock.capabilities().abandon_bound(ttl)
-}
+use common::{expiry, fencelock, fixture, wait_for_line, BACKENDS};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_never_overlap() {
@@ -162,19 +140,6 @@ async fn a_paused_store_exits_unavailable_not_busy() {
         holder.start_kill().unwrap();
         let _ = holder.wait().await;
     }
-}
-
-async fn wait_for_line(child: &mut tokio::process::Child, want: &str) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let out = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(out).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("no output in 30 s")
-        .unwrap();
-    assert_eq!(line.as_deref(), Some(want));
-    // Keep draining so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -344,7 +344,7 @@ impl Inspect for MemoryLock {
             .map_or_else(|| status(key, None, now), |st| status(key, Some(st), now)))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<LockStatus>> {
+    async fn list_all(&self, prefix: &str) -> Result<Vec<LockStatus>> {
         let now = Instant::now();
         let mut state = self.store.state();
         let mut out: Vec<LockStatus> = state
@@ -352,7 +352,6 @@ impl Inspect for MemoryLock {
             .iter_mut()
             .filter(|(k, _)| k.starts_with(prefix))
             .map(|(k, st)| status(k, Some(st), now))
-            .filter(|s| s.held || s.waiters.is_some_and(|w| w > 0))
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
@@ -361,19 +360,16 @@ impl Inspect for MemoryLock {
 
 fn status(key: &str, st: Option<&mut KeyState>, now: Instant) -> LockStatus {
     let Some(st) = st else {
-        return LockStatus {
-            key: key.to_string(),
-            ..LockStatus::default()
-        };
+        return LockStatus::free(key);
     };
-    let holder = st.holder(now);
-    LockStatus {
-        key: key.to_string(),
-        held: holder.is_some(),
-        owner: holder.map(|h| h.owner.to_string()),
-        token: holder.map(|h| FencingToken::new(h.token)),
-        remaining: holder.map(|h| h.expires.saturating_duration_since(now)),
-        waiters: Some(st.queue.len()),
+    let status = LockStatus::free(key).with_waiters(Some(st.queue.len()));
+    match st.holder(now) {
+        Some(h) => status.with_holder(
+            crate::Holder::fencelock(h.owner.to_string())
+                .with_token(Some(FencingToken::new(h.token)))
+                .with_remaining(Some(h.expires.saturating_duration_since(now))),
+        ),
+        None => status,
     }
 }
 

@@ -90,7 +90,7 @@ impl Endpoints {
                 .await
                 {
                     Ok(Ok(c)) => Ok(c),
-                    Ok(Err(e)) => Err(from_etcd(&format!("connect to {}", slot.url), e)),
+                    Ok(Err(e)) => Err(from_etcd(&format!("connect to {}", shown(&slot.url)), e)),
                     Err(_) => Err(Error::timeout(format!(
                         "etcd connect to {} did not finish within {bound:?}",
                         slot.url
@@ -116,7 +116,9 @@ impl Endpoints {
             let outcome = match self.client(idx).await {
                 Ok(client) => match timeout(self.request_timeout, f(client)).await {
                     Ok(Ok(v)) => return Ok(v),
-                    Ok(Err(e)) => from_etcd(what, e),
+                    Ok(Err(e)) => {
+                        from_etcd(&format!("{what} at {}", shown(&self.slots[idx].url)), e)
+                    }
                     Err(_) => Error::timeout(format!(
                         "etcd {what} got no answer from {} within {:?}",
                         self.slots[idx].url, self.request_timeout
@@ -141,4 +143,9 @@ impl Endpoints {
             .await?;
         Ok(status.version().to_string())
     }
+}
+
+/// An endpoint URL as errors show it: `host:port`.
+fn shown(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest)
 }

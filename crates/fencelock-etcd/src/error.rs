@@ -11,14 +11,21 @@ pub(crate) fn from_etcd(what: &str, e: EtcdError) -> Error {
         EtcdError::GRpcStatus(status) => {
             let kind = match status.code() {
                 Code::Unavailable | Code::Aborted => ErrorKind::Connection,
+                // A connection that closed under the call (e.g. another
+                // service on the port hung up) is unreachable, not slow.
+                Code::Cancelled if closed_under(status) => ErrorKind::Connection,
                 Code::Cancelled | Code::DeadlineExceeded => ErrorKind::Timeout,
-                Code::Unknown if looks_like_transport(status.message()) => ErrorKind::Connection,
+                // Not a gRPC server's answer (e.g. another service on the
+                // port: "h2 protocol error"): unreachable as etcd.
+                Code::Unknown | Code::Internal if looks_like_transport(status.message()) => {
+                    ErrorKind::Connection
+                }
                 _ => ErrorKind::Backend,
             };
             (kind, status.message().to_string())
         }
         EtcdError::IoError(_) | EtcdError::TransportError(_) | EtcdError::WatchError(_) => {
-            (ErrorKind::Connection, String::new())
+            (ErrorKind::Connection, causes(&e))
         }
         EtcdError::InvalidArgs(_)
         | EtcdError::InvalidUri(_)
@@ -32,6 +39,34 @@ pub(crate) fn from_etcd(what: &str, e: EtcdError) -> Error {
         format!("etcd {what} failed: {detail}")
     };
     Error::new(kind, message).with_source(e)
+}
+
+/// The first lines of an error and its causes, each once: one line that
+/// says what went wrong, without the client's debug dumps.
+fn causes(e: &EtcdError) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        let text = c.to_string();
+        let line = text.lines().next().unwrap_or_default().trim().to_string();
+        if !line.is_empty() && !out.iter().any(|o| o.contains(&line)) {
+            out.push(line);
+        }
+        cur = c.source();
+    }
+    out.join(": ")
+}
+
+/// Whether a status came from the transport's connection closing.
+fn closed_under(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(c) = cause {
+        if c.to_string().contains("connection closed") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn looks_like_transport(message: &str) -> bool {

@@ -38,11 +38,11 @@ use crate::watch::{Seen, Watches};
 /// last clone and the last guard are gone.
 #[derive(Clone)]
 pub struct EtcdLock {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    endpoints: Arc<Endpoints>,
+pub(crate) struct Inner {
+    pub(crate) endpoints: Arc<Endpoints>,
     /// The one watch stream every waiter and held grant shares.
     watches: Arc<Watches>,
     session: Session,

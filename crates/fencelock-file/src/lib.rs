@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod forced;
+mod inspect;
 mod lock;
 mod path;
 

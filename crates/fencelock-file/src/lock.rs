@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use fencelock_core::raw::{Grant, GrantOps, Validity, WaitBound};
 use fencelock_core::{
     validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
-    FencingToken, Inspect, LockGuard, LockOptions, LockStatus, OwnerId, Result, Scope, Wakeup,
+    FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -48,7 +48,7 @@ pub struct FileLockStatus {
     pub pid: Option<u32>,
 }
 
-fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+pub(crate) fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::backend(format!("{what} {}", path.display())).with_source(e)
 }
 
@@ -108,7 +108,8 @@ impl FileLock {
     async fn attempt(&self, key: &str, opts: &LockOptions) -> Result<Option<LockGuard>> {
         let path = lock_path(&self.dir, key);
         let owner = OwnerId::random();
-        let taken = tokio::task::spawn_blocking(move || take(&path, owner))
+        let at = path.clone();
+        let taken = tokio::task::spawn_blocking(move || take(&at, owner))
             .await
             .map_err(|e| Error::backend("the file-lock task failed").with_source(e))??;
         let Some((file, token)) = taken else {
@@ -117,6 +118,7 @@ impl FileLock {
         let (keep, rx) = watch::channel(Some(
             Instant::now() + Duration::from_secs(10 * 365 * 86_400),
         ));
+        let revoked = crate::forced::replaced(path, &file);
         let ops = Arc::new(FileGrant {
             file: Mutex::new(Some(file)),
             _keep: keep,
@@ -128,7 +130,7 @@ impl FileLock {
                 owner,
                 validity: Validity::Session(rx),
                 ops,
-                revoked: None,
+                revoked,
             },
             opts,
         )?))
@@ -201,6 +203,12 @@ fn take(path: &Path, owner: OwnerId) -> Result<Option<(File, FencingToken)>> {
         Err(TryLockError::WouldBlock) => return Ok(None),
         Err(TryLockError::Error(e)) => return Err(io_error("cannot lock", path, e)),
     }
+    if !crate::forced::still_at(&file, path) {
+        // A forced unlock replaced the file after we opened it: the lock we
+        // took is on the old one. Take the new one.
+        drop(file);
+        return take(path, owner);
+    }
     let last = read_record(&mut file).map_err(|e| io_error("cannot read", path, e))?;
     let token = last.token.map_or(1, |t| t.get() + 1);
     let record = format!("{token} {owner} {}\n", std::process::id());
@@ -215,13 +223,13 @@ fn take(path: &Path, owner: OwnerId) -> Result<Option<(File, FencingToken)>> {
 }
 
 #[derive(Default)]
-struct Record {
-    token: Option<FencingToken>,
-    owner: Option<OwnerId>,
-    pid: Option<u32>,
+pub(crate) struct Record {
+    pub(crate) token: Option<FencingToken>,
+    pub(crate) owner: Option<OwnerId>,
+    pub(crate) pid: Option<u32>,
 }
 
-fn read_record(file: &mut File) -> std::io::Result<Record> {
+pub(crate) fn read_record(file: &mut File) -> std::io::Result<Record> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0))?;
     file.read_to_string(&mut text)?;
@@ -236,7 +244,7 @@ fn read_record(file: &mut File) -> std::io::Result<Record> {
     })
 }
 
-fn status_of(path: &Path, key: String) -> Result<FileLockStatus> {
+pub(crate) fn status_of(path: &Path, key: String) -> Result<FileLockStatus> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -303,37 +311,6 @@ impl DistributedLock for FileLock {
             .with_extend(Extend::Session)
             .with_store_restart("a host restart frees every lock; tokens survive (the counter is fsynced in the lock file)")
             .with_store_failover("no failover: one host")
-    }
-}
-
-#[async_trait]
-impl Inspect for FileLock {
-    async fn status(&self, key: &str) -> Result<LockStatus> {
-        FileLock::status(self, key).await.map(LockStatus::from)
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<LockStatus>> {
-        Ok(FileLock::list(self, prefix)
-            .await?
-            .into_iter()
-            .map(LockStatus::from)
-            .collect())
-    }
-}
-
-impl From<FileLockStatus> for LockStatus {
-    fn from(s: FileLockStatus) -> Self {
-        LockStatus {
-            key: s.key,
-            held: s.held,
-            owner: s.owner.map(|o| match s.pid {
-                Some(pid) => format!("{o} (pid {pid})"),
-                None => o.to_string(),
-            }),
-            token: s.token,
-            remaining: None,
-            waiters: None,
-        }
     }
 }
 

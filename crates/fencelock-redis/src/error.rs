@@ -47,6 +47,45 @@ pub(crate) fn map_redis(e: RedisError, what: &str) -> Error {
     err.with_source(e)
 }
 
+/// Maps the error of a connection attempt to `endpoint` (`host:port`): the
+/// message names the endpoint and what went wrong, the redis-rs error is
+/// the source. A Redis server's own refusal (authentication, a server
+/// error) keeps its kind; no answer in time, a refused or broken
+/// connection, and a reply that is not Redis's protocol (another service
+/// on that port) are `Connection`: the endpoint is unreachable as a Redis
+/// server.
+pub(crate) fn map_connect(e: RedisError, endpoint: &str) -> Error {
+    let what = format!("cannot connect to Redis at {endpoint}");
+    let auth_failed = e.kind() == RK::AuthenticationFailed
+        || (e.kind() == RK::Io && e.to_string().contains("AuthenticationFailed"));
+    if auth_failed
+        || matches!(
+            e.kind(),
+            RK::Server(_) | RK::Extension | RK::InvalidClientConfig
+        )
+    {
+        return map_redis(e, &what);
+    }
+    let err = if e.is_timeout() {
+        Error::connection(format!("{what}: no answer in time"))
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        Error::connection(format!("{what}: {}", first_line(&e)))
+    } else {
+        Error::connection(format!("{endpoint} did not answer like a Redis server"))
+    };
+    err.with_source(e)
+}
+
+/// The first line of a client error.
+fn first_line(e: &RedisError) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// Runs a store call with a deadline: a call that does not finish within
 /// `limit` becomes [`ErrorKind::Timeout`](fencelock_core::ErrorKind::Timeout).
 pub(crate) async fn bounded<T, F>(limit: Duration, what: &str, fut: F) -> Result<T>

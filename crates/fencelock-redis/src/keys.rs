@@ -68,9 +68,9 @@ pub(crate) fn unescape(escaped: &str) -> Option<String> {
     Some(out)
 }
 
-/// The `SCAN MATCH` pattern of every fence counter under `prefix`, and the
-/// lock key a matching Redis key belongs to.
-pub(crate) fn fence_pattern(prefix: &str) -> String {
+/// The `SCAN MATCH` pattern of every Redis key of every lock under
+/// `prefix` (lock, fence counter, queues).
+pub(crate) fn scan_pattern(prefix: &str) -> String {
     let mut p = String::with_capacity(prefix.len() + 12);
     for c in prefix.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -78,16 +78,17 @@ pub(crate) fn fence_pattern(prefix: &str) -> String {
         }
         p.push(c);
     }
-    p.push_str(":{*}:fence");
+    p.push_str(":{*}:*");
     p
 }
 
-/// The lock key of a fence counter's Redis key under `prefix`.
-pub(crate) fn key_of_fence(prefix: &str, redis_key: &str) -> Option<String> {
-    let tag = redis_key
-        .strip_prefix(prefix)?
-        .strip_prefix(":{")?
-        .strip_suffix("}:fence")?;
+/// The lock key a Redis key under `prefix` belongs to (its lock key,
+/// fence counter or queues; `None` for anything else).
+pub(crate) fn key_of_redis(prefix: &str, redis_key: &str) -> Option<String> {
+    let rest = redis_key.strip_prefix(prefix)?.strip_prefix(":{")?;
+    let tag = ["}:lock", "}:fence", "}:queue", "}:order"]
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix))?;
     unescape(tag)
 }
 
@@ -113,13 +114,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fence_keys_map_back_to_lock_keys() {
+    fn redis_keys_map_back_to_lock_keys() {
         for key in ["a", "a{b}c", "100%", "%7B"] {
             let k = KeyNames::new("p*x", key);
-            assert_eq!(key_of_fence("p*x", &k.fence).as_deref(), Some(key));
+            for redis_key in [&k.fence, &k.lock, &k.queue, &k.order] {
+                assert_eq!(key_of_redis("p*x", redis_key).as_deref(), Some(key));
+            }
         }
-        assert_eq!(fence_pattern("p*x"), "p\\*x:{*}:fence");
-        assert_eq!(key_of_fence("p", "p:{a}:lock"), None);
+        assert_eq!(scan_pattern("p*x"), "p\\*x:{*}:*");
+        assert_eq!(key_of_redis("p", "p:{a}:wake"), None);
+        assert_eq!(key_of_redis("p", "q:{a}:lock"), None);
     }
 
     #[test]

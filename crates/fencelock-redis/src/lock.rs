@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fencelock_core::raw::{Grant, LateGrant, Validity, WaitBound};
+#[cfg(doc)]
+use fencelock_core::ErrorKind;
 use fencelock_core::{
-    validate_key, Capabilities, DistributedLock, Error, ErrorKind, Expiry, Extend, Fairness,
-    Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
+    validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
+    FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -37,8 +39,8 @@ pub struct RedisLock {
 }
 
 pub(crate) struct Inner {
-    conn: Conn,
-    prefix: String,
+    pub(crate) conn: Conn,
+    pub(crate) prefix: String,
     pub(crate) response_timeout: Duration,
     max_recheck: Duration,
     /// How long a release keeps the free lock for the waiter it names.
@@ -68,6 +70,9 @@ pub struct LockInfo {
     /// How many `acquire` calls of this client are waiting on the key right
     /// now.
     pub local_waiters: usize,
+    /// The lock key's value when a client that is not fencelock holds it
+    /// (a value not of the form fencelock writes).
+    pub foreign: Option<String>,
 }
 
 enum Step {
@@ -180,7 +185,12 @@ impl RedisLock {
                 let cluster = cluster
                     .build()
                     .map_err(|e| map_redis(e, "Redis Cluster configuration"))?;
-                let conn = connect_bounded(ct, cluster.get_async_connection()).await?;
+                let seeds = clients
+                    .iter()
+                    .map(|c| c.get_connection_info().addr().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let conn = connect_bounded(ct, &seeds, cluster.get_async_connection()).await?;
                 (Conn::Cluster(conn), clients)
             }
         };
@@ -235,6 +245,7 @@ impl RedisLock {
             ),
             None => (None, None),
         };
+        let foreign = value.filter(|v| holder.is_none() && !v.starts_with("handoff:"));
         Ok(LockInfo {
             holder,
             token,
@@ -242,6 +253,7 @@ impl RedisLock {
             last_token: fence.map(FencingToken::new),
             queued,
             local_waiters: self.inner.subscriber.waiters(&names.channel),
+            foreign,
         })
     }
 
@@ -276,8 +288,10 @@ impl RedisLock {
         }
     }
 
-    /// Every lock key under this client's prefix that has a fence counter
-    /// (was ever granted) and starts with `prefix`: a `SCAN` of one server.
+    /// Every lock key under this client's prefix that starts with `prefix`
+    /// and has a Redis key: a fence counter (it was ever granted), a value
+    /// (held, by fencelock or another client) or a queue: a `SCAN` of one
+    /// server.
     ///
     /// # Errors
     ///
@@ -289,7 +303,7 @@ impl RedisLock {
                 "listing locks on Redis Cluster is not implemented (it needs a SCAN of every shard)",
             ));
         }
-        let pattern = crate::keys::fence_pattern(&self.inner.prefix);
+        let pattern = crate::keys::scan_pattern(&self.inner.prefix);
         let mut conn = self.inner.conn.clone();
         let mut cursor: u64 = 0;
         let mut out = Vec::new();
@@ -309,7 +323,7 @@ impl RedisLock {
             out.extend(
                 batch
                     .iter()
-                    .filter_map(|k| crate::keys::key_of_fence(&self.inner.prefix, k))
+                    .filter_map(|k| crate::keys::key_of_redis(&self.inner.prefix, k))
                     .filter(|k| k.starts_with(prefix)),
             );
             if next == 0 || out.len() > 100_000 {
@@ -551,6 +565,7 @@ pub(crate) async fn manager(
         .set_max_delay(Duration::from_secs(1));
     connect_bounded(
         connect_timeout,
+        &client.get_connection_info().addr().to_string(),
         ConnectionManager::new_with_config(client.clone(), config),
     )
     .await
@@ -574,22 +589,18 @@ pub(crate) fn open(url: &str, tls: Option<&redis::TlsCertificates>) -> Result<re
     })
 }
 
+/// Connects within `limit`; errors name `endpoint` (`host:port`, or the
+/// cluster's seed nodes).
 pub(crate) async fn connect_bounded<T>(
     limit: Duration,
+    endpoint: &str,
     fut: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            let err = map_redis(e, "cannot connect to Redis");
-            Err(match err.kind() {
-                // A connect that timed out inside redis-rs is still "unreachable".
-                ErrorKind::Timeout => Error::connection(err.message().to_string()).with_source(err),
-                _ => err,
-            })
-        }
+        Ok(Err(e)) => Err(crate::error::map_connect(e, endpoint)),
         Err(_) => Err(Error::connection(format!(
-            "cannot connect to Redis within {limit:?}"
+            "cannot connect to Redis at {endpoint}: no answer within {limit:?}"
         ))),
     }
 }

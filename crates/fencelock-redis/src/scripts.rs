@@ -28,6 +28,11 @@ pub(crate) static INSPECT: LazyLock<Script> =
 pub(crate) static RAISE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/raise.lua")));
 
+/// Deletes whatever holds a lock and burns a token (`unlock --force`).
+/// Not loaded at connect time: `invoke_async` loads it on first use.
+pub(crate) static FORCE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/force.lua")));
+
 /// Every script, for loading at connect time.
 pub(crate) fn all() -> [&'static Script; 5] {
     [&ACQUIRE, &RELEASE, &RENEW, &INSPECT, &RAISE]

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use fencelock_core::{DistributedLock, Error, Inspect, MemoryLock, Result};
 
-/// The URL schemes this build understands, with the cargo feature each needs.
+/// Every URL scheme fencelock understands, with the cargo feature of this
+/// crate each needs (a build without the feature names it when asked).
 pub const SCHEMES: &[(&str, &str)] = &[
     ("memory", "(always on)"),
     ("file", "(always on)"),
@@ -16,7 +17,24 @@ pub const SCHEMES: &[(&str, &str)] = &[
     ("rediss+sentinel", "redis"),
     ("redlock", "redis"),
     ("redlocks", "redis"),
+    ("etcd", "etcd"),
+    ("etcds", "etcd"),
+    ("zk", "zookeeper"),
+    ("zookeeper", "zookeeper"),
 ];
+
+/// Whether this build has `feature` (the names in [`SCHEMES`]).
+fn built(feature: &str) -> bool {
+    let optional = [
+        ("redis", cfg!(feature = "redis")),
+        ("etcd", cfg!(feature = "etcd")),
+        ("zookeeper", cfg!(feature = "zookeeper")),
+    ];
+    optional
+        .iter()
+        .find(|(name, _)| *name == feature)
+        .is_none_or(|(_, on)| *on)
+}
 
 /// Connects to the lock service a URL names and returns it as a trait object.
 ///
@@ -101,17 +119,23 @@ async fn open(url: &str) -> Result<Opened> {
         "zk" | "zookeeper" => Ok(Opened::both(
             fencelock_zookeeper::ZkLock::connect(url).await?,
         )),
-        other => Err(unknown_scheme(other)),
+        other => Err(unknown_scheme(other, built)),
     }
 }
 
-fn unknown_scheme(scheme: &str) -> Error {
-    if let Some((_, feature)) = SCHEMES.iter().find(|(s, _)| *s == scheme) {
+/// The error for a scheme this build cannot open; `built` says which
+/// features the build has.
+fn unknown_scheme(scheme: &str, built: fn(&str) -> bool) -> Error {
+    if let Some((_, feature)) = SCHEMES.iter().find(|(s, f)| *s == scheme && !built(f)) {
         return Error::invalid_config(format!(
-            "URL scheme {scheme:?} needs the cargo feature {feature:?} of fencelock, which this build does not have"
+            "URL scheme {scheme:?} needs the cargo feature {feature:?} of the fencelock crate, which this build was made without (`full` has every backend)"
         ));
     }
-    let known: Vec<&str> = SCHEMES.iter().map(|(s, _)| *s).collect();
+    let known: Vec<&str> = SCHEMES
+        .iter()
+        .filter(|(_, f)| built(f))
+        .map(|(s, _)| *s)
+        .collect();
     Error::invalid_config(format!(
         "unknown URL scheme {scheme:?}; this build knows: {}",
         known.join(", ")
@@ -134,6 +158,44 @@ mod tests {
         let h = c.try_acquire("k", &opts).await.unwrap().unwrap();
         g.release().await.unwrap();
         h.release().await.unwrap();
+    }
+
+    /// Runs in a build without the `etcd` and `zookeeper` features (this
+    /// crate's default, as `cargo test -p fencelock` builds it).
+    #[cfg(not(any(feature = "etcd", feature = "zookeeper")))]
+    #[tokio::test]
+    async fn a_scheme_without_its_feature_names_the_feature() {
+        for (url, feature) in [
+            ("etcd://127.0.0.1:2379", "etcd"),
+            ("etcds://127.0.0.1:2379", "etcd"),
+            ("zk://127.0.0.1:2181", "zookeeper"),
+            ("zookeeper://127.0.0.1:2181", "zookeeper"),
+        ] {
+            let e = connect(url).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
+            assert!(
+                e.message().contains(&format!("cargo feature {feature:?}")),
+                "{url}: {e}"
+            );
+        }
+        let e = connect("nope://x").await.unwrap_err();
+        assert!(!e.message().contains("etcd"), "{e}");
+        assert!(!e.message().contains("zk"), "{e}");
+    }
+
+    #[test]
+    fn missing_features_are_named_and_never_offered() {
+        let only_redis = |f: &str| f != "etcd" && f != "zookeeper";
+        let e = unknown_scheme("etcd", only_redis);
+        assert!(e.message().contains("cargo feature \"etcd\""), "{e}");
+        let e = unknown_scheme("zk", only_redis);
+        assert!(e.message().contains("cargo feature \"zookeeper\""), "{e}");
+        let e = unknown_scheme("nope", only_redis);
+        assert!(e.message().contains("redis+cluster"), "{e}");
+        assert!(
+            !e.message().contains("etcd") && !e.message().contains("zk"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
