@@ -10,10 +10,12 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod inspect;
+
 use crate::raw::{Grant, GrantOps, LateGrant, Validity, WaitBound};
 use crate::{
     validate_key, Capabilities, DistributedLock, Expiry, Extend, Fairness, Fencing, FencingToken,
-    Inspect, LockGuard, LockOptions, LockStatus, OwnerId, Result, Scope, Wakeup,
+    LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
 
 /// The shared state behind one or more [`MemoryLock`] clients: every client
@@ -329,47 +331,6 @@ impl DistributedLock for MemoryLock {
                 "the store lives in the process: a restart forgets every lock and token",
             )
             .with_store_failover("no failover: one process")
-    }
-}
-
-#[async_trait]
-impl Inspect for MemoryLock {
-    async fn status(&self, key: &str) -> Result<LockStatus> {
-        validate_key(key)?;
-        let now = Instant::now();
-        let mut state = self.store.state();
-        Ok(state
-            .keys
-            .get_mut(key)
-            .map_or_else(|| status(key, None, now), |st| status(key, Some(st), now)))
-    }
-
-    async fn list_all(&self, prefix: &str) -> Result<Vec<LockStatus>> {
-        let now = Instant::now();
-        let mut state = self.store.state();
-        let mut out: Vec<LockStatus> = state
-            .keys
-            .iter_mut()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, st)| status(k, Some(st), now))
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
-    }
-}
-
-fn status(key: &str, st: Option<&mut KeyState>, now: Instant) -> LockStatus {
-    let Some(st) = st else {
-        return LockStatus::free(key);
-    };
-    let status = LockStatus::free(key).with_waiters(Some(st.queue.len()));
-    match st.holder(now) {
-        Some(h) => status.with_holder(
-            crate::Holder::fencelock(h.owner.to_string())
-                .with_token(Some(FencingToken::new(h.token)))
-                .with_remaining(Some(h.expires.saturating_duration_since(now))),
-        ),
-        None => status,
     }
 }
 
