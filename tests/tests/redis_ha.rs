@@ -505,12 +505,21 @@ async fn sentinel_primary(port: u16) -> Option<u16> {
         .flatten()
 }
 
+/// The held lock's TTL in the Sentinel failover case.
+const HELD_TTL_MS: u64 = 20_000;
+
 /// Sentinel (primary, 2 replicas, 3 Sentinels; `wait_replicas=1`): the
 /// primary is killed while a lock is held. The client follows the failover
 /// (new grants within 30 s, on the promoted replica); the held lock
 /// survives because its grant was acknowledged by a replica, its holder
 /// keeps renewing it on the new primary, and no one else is granted it
 /// meanwhile; the next token is higher.
+///
+/// The TTL (20 s) must outlast the failover: a split Sentinel vote retries
+/// only after twice the failover timeout (3 s here), and one such run took
+/// 9.6 s from the kill to the first grant, past a 6 s TTL, so the replica's
+/// copy of the key expired before the holder could renew it (the holder
+/// then saw its grant lost, as it must).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e_sentinel_failover_is_followed() {
     let f = Fixture::start("redis-sentinel")
@@ -524,9 +533,9 @@ async fn e_sentinel_failover_is_followed() {
     let b = fencelock::connect(&f.url()).await.expect("client b");
     let k = key("sentinel-held");
     warm_up(&*a, &k, 3).await;
-    // TTL 6 s: renewed every 2 s, so the holder must renew on the new
-    // primary to keep it through a failover of several seconds.
-    let g = a.acquire(&k, &opts(6_000)).await.expect("holder");
+    // Renewed every third of the TTL, so the holder must renew on the new
+    // primary to keep it past its first TTL.
+    let g = a.acquire(&k, &opts(HELD_TTL_MS)).await.expect("holder");
     let first = g.token().get();
     f.server(0).kill();
     let killed = Instant::now();
@@ -578,8 +587,9 @@ async fn e_sentinel_failover_is_followed() {
     let overlap = taken.as_ref().is_some_and(|_| !g.is_lost());
     drop(taken);
     // Past the first TTL: the holder's renewals reach the new primary.
-    let renewed = wait_until(Duration::from_secs(10), || async {
-        g.is_lost() || killed.elapsed() > Duration::from_secs(7)
+    let past_ttl = Duration::from_millis(HELD_TTL_MS + 1_000);
+    let renewed = wait_until(past_ttl + Duration::from_secs(5), || async {
+        g.is_lost() || killed.elapsed() > past_ttl
     })
     .await
         && !g.is_lost();
@@ -602,7 +612,8 @@ async fn e_sentinel_failover_is_followed() {
         "sentinel, primary {old} killed while a lock (token {first}) was held: Sentinel now names {new}; \
          first grant through the client {followed:?} after the kill ({failed} failed attempts before, slowest \
          attempt {slowest:?}); old lock \
-         survived: {survived}, overlapping holders: {}, holder still valid 7 s after the kill (TTL 6 s): {renewed}, \
+         survived: {survived}, overlapping holders: {}, holder still valid {past_ttl:?} after the kill (TTL \
+         {HELD_TTL_MS} ms): {renewed}, \
          key still held then: {still_held}, holder's release: {}; next token {} (acquire took {:?}, replicas \
          resyncing)",
         usize::from(overlap),
@@ -612,7 +623,10 @@ async fn e_sentinel_failover_is_followed() {
     );
     assert!(followed < Duration::from_secs(30));
     assert!(!overlap, "two holders after the failover");
-    assert!(survived, "the acknowledged grant was lost in the failover");
+    assert!(
+        survived,
+        "the acknowledged grant was lost in the failover (first grant {followed:?} after the kill, TTL {HELD_TTL_MS} ms)"
+    );
     assert!(
         renewed && still_held,
         "the holder did not keep the lock on the new primary"
