@@ -17,6 +17,8 @@
 //!   turns it into [`ErrorKind::Timeout`](crate::ErrorKind::Timeout): the
 //!   store did not answer in time).
 //! - [`parse`]: durations and `%XX` decoding for URL grammars.
+//! - [`url`]: the one URL grammar and option vocabulary every backend
+//!   reads, rejecting unknown options.
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +30,9 @@ use crate::{Error, LockOptions};
 pub use crate::grant::{Grant, GrantOps, Validity};
 pub use crate::guard::LateGrant;
 pub use crate::parse;
+
+#[path = "url/mod.rs"]
+pub mod url;
 
 /// The wait bound of one acquire: when it ends, the error when it ran out
 /// under contention, and sleeps that never pass it.
