@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::grant::{Grant, GrantOps, Validity};
 use crate::lease::{LeaseHandle, Shared};
@@ -98,14 +99,26 @@ impl LockGuard {
             return Err(LateGrant { key });
         };
         let session = matches!(watch, Watch::Session(_));
-        let shared = Arc::new(Shared::new(key, token, owner, deadline, basis, ttl, cap));
+        // Its own root: the lease outlives the acquire (and any request)
+        // that made it; it follows from the span current at the grant.
+        let span = tracing::info_span!(
+            parent: None,
+            "fencelock.lease",
+            key = %key,
+            token = %token,
+            owner = %owner,
+            backend = tracing::field::Empty,
+        );
+        span.follows_from(tracing::Span::current());
+        tracing::debug!(parent: &span, valid_for = ?deadline.saturating_duration_since(now), "granted");
+        let shared = Arc::new(
+            Shared::new(key, token, owner, deadline, basis, ttl, cap).with_span(span.clone()),
+        );
         let watchdog = runtime.as_ref().map(|rt| {
-            rt.spawn(watchdog::run(
-                Arc::clone(&shared),
-                Arc::clone(&ops),
-                watch,
-                revoked,
-            ))
+            rt.spawn(
+                watchdog::run(Arc::clone(&shared), Arc::clone(&ops), watch, revoked)
+                    .instrument(span),
+            )
             .abort_handle()
         });
         Ok(LockGuard {
@@ -270,7 +283,19 @@ impl LockGuard {
         let was_lost = self.is_lost();
         let result = self.ops.release().await;
         self.finished = true;
+        if !was_lost {
+            self.shared.record_end("released");
+        }
         self.shared.mark_lost();
+        match &result {
+            Ok(true) if !was_lost => tracing::debug!(parent: &self.shared.span, "released"),
+            Ok(_) => {
+                tracing::debug!(parent: &self.shared.span, "released after the grant was lost")
+            }
+            Err(e) => {
+                tracing::warn!(parent: &self.shared.span, error = %e, "release failed; the TTL or session frees the lock")
+            }
+        }
         match (was_lost, result) {
             (true, _) | (false, Ok(false)) => Err(self.lost_error()),
             (false, Ok(true)) => Ok(()),
@@ -285,6 +310,13 @@ impl LockGuard {
             w.abort();
         }
         self.finished = true;
+    }
+
+    /// Labels the grant with its backend (span field and metrics), once.
+    pub(crate) fn observed_as(&self, backend: &'static str) {
+        if self.shared.backend.set(backend).is_ok() {
+            self.shared.span.record("backend", backend);
+        }
     }
 
     fn lost_error(&self) -> Error {
@@ -303,7 +335,11 @@ impl Drop for LockGuard {
         if let Some(w) = self.watchdog.take() {
             w.abort();
         }
+        if !self.shared.is_lost() {
+            self.shared.record_end("dropped");
+        }
         self.shared.mark_lost();
+        tracing::debug!(parent: &self.shared.span, "guard dropped without release; releasing in the background");
         if let Some(rt) = &self.runtime {
             let ops = Arc::clone(&self.ops);
             let key = self.shared.key.clone();

@@ -2,7 +2,7 @@
 //! validity deadline and the lost signal.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -29,6 +29,13 @@ pub(crate) struct Shared {
     pub(crate) token: FencingToken,
     pub(crate) owner: OwnerId,
     state: watch::Sender<LeaseState>,
+    /// The `fencelock.lease` span every event of this grant goes to.
+    pub(crate) span: tracing::Span,
+    /// The backend's name, once an [`Instrumented`](crate::Instrumented)
+    /// wrapper said it (metrics label).
+    pub(crate) backend: OnceLock<&'static str>,
+    /// When the grant was made (for the held-time metric).
+    pub(crate) granted: Instant,
 }
 
 impl Shared {
@@ -52,7 +59,26 @@ impl Shared {
             token,
             owner,
             state,
+            span: tracing::Span::none(),
+            backend: OnceLock::new(),
+            granted: Instant::now(),
         }
+    }
+
+    /// Sets the span events of this grant go to.
+    pub(crate) fn with_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// The backend label for metrics (`unknown` unless instrumented).
+    pub(crate) fn backend(&self) -> &'static str {
+        self.backend.get().copied().unwrap_or("unknown")
+    }
+
+    /// Records the end of the grant (`released`, `dropped`, `lost`).
+    pub(crate) fn record_end(&self, end: &'static str) {
+        crate::observe::record::held(self.backend(), end, self.granted.elapsed());
     }
 
     pub(crate) fn snapshot(&self) -> LeaseState {

@@ -13,6 +13,7 @@ mod key;
 mod lease;
 mod lock;
 mod memory;
+pub mod observe;
 mod options;
 pub mod parse;
 pub mod raw;
@@ -31,6 +32,7 @@ pub use key::{validate_key, MAX_KEY_LEN};
 pub use lease::LeaseHandle;
 pub use lock::DistributedLock;
 pub use memory::{MemoryLock, MemoryStore};
+pub use observe::Instrumented;
 pub use options::{validate_ttl, LockOptions, DEFAULT_TTL, MAX_TTL, MIN_TTL};
 pub use token::{FencingToken, OwnerId};
 

@@ -41,12 +41,13 @@ pub(crate) async fn run(
         }
     };
     let revoked = tokio::select! {
-        () = revoked => {
-            tracing::debug!(key = %shared.key, token = %shared.token, "grant revoked by the store");
-            true
-        }
+        () = revoked => true,
         () = follow => false,
     };
+    let reason = if revoked { "revoked" } else { "deadline" };
+    shared.record_end("lost");
+    tracing::warn!(reason, "lease lost: the holder must stop working under it");
+    crate::observe::record::lost(shared.backend(), reason);
     shared.mark_lost();
     if !revoked {
         // Lost at its deadline (TTL without renewal, hold cap, renewals
@@ -88,9 +89,10 @@ async fn renew_loop(shared: &Shared, ops: &dyn GrantOps, every: Duration, drift:
             };
             match timeout_at(deadline, ops.renew(ttl)).await {
                 Ok(Ok(true)) => {
-                    if shared.apply_renewal(sent, ttl, drift).is_none() {
+                    let Some(deadline) = shared.apply_renewal(sent, ttl, drift) else {
                         return;
-                    }
+                    };
+                    tracing::trace!(valid_for = ?deadline.saturating_duration_since(Instant::now()), "renewed");
                     break;
                 }
                 Ok(Ok(false)) => {

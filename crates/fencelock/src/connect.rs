@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use fencelock_core::{DistributedLock, Error, Inspect, MemoryLock, Result};
 
+use crate::Store;
+
 /// Every URL scheme fencelock understands, with the cargo feature of this
 /// crate each needs (a build without the feature names it when asked).
 pub const SCHEMES: &[(&str, &str)] = &[
@@ -55,7 +57,7 @@ fn built(feature: &str) -> bool {
 /// a malformed URL or an unknown scheme, or a scheme whose cargo feature is
 /// off (the message names the feature); connection errors from the backend.
 pub async fn connect(url: &str) -> Result<Arc<dyn DistributedLock>> {
-    open(url).await.map(|o| o.lock)
+    open(url).await.map(|s| s.lock())
 }
 
 /// Connects to the lock service a URL names for inspection: the status of
@@ -67,56 +69,45 @@ pub async fn connect(url: &str) -> Result<Arc<dyn DistributedLock>> {
 /// [`ErrorKind::Unsupported`](fencelock_core::ErrorKind::Unsupported) for a
 /// backend that cannot inspect.
 pub async fn inspector(url: &str) -> Result<Arc<dyn Inspect>> {
-    let opened = open(url).await?;
-    opened.inspect.ok_or_else(|| {
-        Error::unsupported(format!(
-            "the {} backend cannot inspect locks",
-            opened.lock.capabilities().backend
-        ))
-    })
+    open(url).await?.inspector()
 }
 
-struct Opened {
-    lock: Arc<dyn DistributedLock>,
-    inspect: Option<Arc<dyn Inspect>>,
-}
-
-impl Opened {
-    fn both<L: DistributedLock + Inspect>(lock: L) -> Self {
-        let lock = Arc::new(lock);
-        Opened {
-            lock: lock.clone(),
-            inspect: Some(lock),
-        }
-    }
-}
-
-async fn open(url: &str) -> Result<Opened> {
+/// Opens the store a URL names (the forms of [`connect`]) once: one
+/// connection, from which each primitive is taken.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> fencelock::Result<()> {
+/// let store = fencelock::open("memory://docs").await?;
+/// let lock = store.lock();
+/// let guard = lock.acquire("payment:42", &fencelock::LockOptions::new()).await?;
+/// println!("{} holds it", store.capabilities().backend);
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn open(url: &str) -> Result<Store> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(Error::invalid_config(format!(
             "{url:?} is not a lock URL: expected scheme://..., e.g. memory:// or redis://127.0.0.1:6379"
         )));
     };
     match scheme {
-        "memory" => Ok(Opened::both(MemoryLock::named(rest.trim_end_matches('/')))),
-        "file" => Ok(Opened::both(fencelock_file::FileLock::from_url(url)?)),
+        "memory" => Ok(Store::both(MemoryLock::named(rest.trim_end_matches('/')))),
+        "file" => Ok(Store::both(fencelock_file::FileLock::from_url(url)?)),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Ok(Opened::both(
-            fencelock_redis::RedisLock::connect(url).await?,
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel"
+        | "rediss+sentinel" => Ok(Store::both(fencelock_redis::RedisLock::connect(url).await?)),
+        #[cfg(feature = "redis")]
+        "redlock" | "redlocks" => Ok(Store::lock_only(
+            fencelock_redis::RedlockLock::connect(url).await?,
         )),
-        #[cfg(feature = "redis")]
-        "redis+sentinel" | "rediss+sentinel" => Ok(Opened::both(
-            fencelock_redis::RedisLock::connect(url).await?,
-        )),
-        #[cfg(feature = "redis")]
-        "redlock" | "redlocks" => Ok(Opened {
-            lock: Arc::new(fencelock_redis::RedlockLock::connect(url).await?),
-            inspect: None,
-        }),
         #[cfg(feature = "etcd")]
-        "etcd" | "etcds" => Ok(Opened::both(fencelock_etcd::EtcdLock::connect(url).await?)),
+        "etcd" | "etcds" => Ok(Store::both(fencelock_etcd::EtcdLock::connect(url).await?)),
         #[cfg(feature = "zookeeper")]
-        "zk" | "zookeeper" => Ok(Opened::both(
+        "zk" | "zookeeper" => Ok(Store::both(
             fencelock_zookeeper::ZkLock::connect(url).await?,
         )),
         other => Err(unknown_scheme(other, built)),
@@ -146,6 +137,18 @@ fn unknown_scheme(scheme: &str, built: fn(&str) -> bool) -> Error {
 mod tests {
     use super::*;
     use fencelock_core::ErrorKind;
+
+    #[tokio::test]
+    async fn one_store_hands_out_its_lock_and_inspector() {
+        let store = open("memory://one-store").await.unwrap();
+        let opts = fencelock_core::LockOptions::new();
+        let g = store.lock().acquire("k", &opts).await.unwrap();
+        let status = store.inspector().unwrap().status("k").await.unwrap();
+        assert_eq!(status.holders.len(), 1, "{status:?}");
+        assert!(store.clone().lock().try_acquire("k", &opts).await.unwrap().is_none());
+        assert_eq!(store.capabilities().backend, "memory");
+        g.release().await.unwrap();
+    }
 
     #[tokio::test]
     async fn memory_urls_share_a_store_by_name() {

@@ -4,9 +4,11 @@
 
 pub mod blocking;
 mod connect;
+mod store;
 
-pub use connect::{connect, inspector, SCHEMES};
+pub use connect::{connect, inspector, open, SCHEMES};
 pub use fencelock_core::*;
+pub use store::Store;
 
 /// The no-server backend on advisory file locks.
 pub use fencelock_file as file;
