@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod capabilities;
+mod cleanup;
 mod error;
 mod ext;
 mod fence;
@@ -17,6 +18,7 @@ pub mod observe;
 mod options;
 pub mod parse;
 pub mod raw;
+mod session_clock;
 mod token;
 mod watchdog;
 

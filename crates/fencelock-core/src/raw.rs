@@ -16,6 +16,10 @@
 //!   an error kind: the backend tries again (or, for a single attempt,
 //!   turns it into [`ErrorKind::Timeout`](crate::ErrorKind::Timeout): the
 //!   store did not answer in time).
+//! - [`Cleanup`]: what an acquire dropped half-way gives back, spawned
+//!   on the runtime (the one drop guard every backend's acquire uses).
+//! - [`SessionClock`]: the deadline a session or lease vouches for, moved
+//!   forward by each answer, ended for good at once.
 //! - [`parse`]: durations and `%XX` decoding for URL grammars.
 //! - [`url`]: the one URL grammar and option vocabulary every backend
 //!   reads, rejecting unknown options.
@@ -27,9 +31,11 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::{Error, LockOptions};
 
+pub use crate::cleanup::Cleanup;
 pub use crate::grant::{Grant, GrantOps, Validity};
 pub use crate::guard::LateGrant;
 pub use crate::parse;
+pub use crate::session_clock::SessionClock;
 
 #[path = "url/mod.rs"]
 pub mod url;
