@@ -1,31 +1,19 @@
-//! The fencelock conformance suite.
+//! fencelock's test bed: real servers for every backend, and what runs on
+//! them.
 //!
-//! One `pub async fn` per behaviour in [`cases`], each taking a [`Target`]
-//! (a backend's fixture and fresh clients). Which checks apply is read from
-//! the backend's declared [`Capabilities`](fencelock::Capabilities). A new
-//! backend gets the whole suite by adding one line to `tests/suite.rs`.
-//!
-//! [`fixture`] starts real servers; [`proxy`] cuts clients off from them;
-//! [`interop`] runs the stores' own recipe clients beside fencelock.
+//! [`fixture`] starts real servers (loopback, ports chosen at run time,
+//! temp dirs, stopped by PID); [`FixtureHarness`] hands a fixture to the
+//! conformance suite of the `fencelock-conformance` crate
+//! (`tests/suite.rs` runs it on every backend); [`proxy`] cuts clients off
+//! from servers; [`interop`] runs the stores' own recipe clients beside
+//! fencelock; [`chaos`] is the fault-injection harness.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod cases;
 pub mod chaos;
 pub mod fixture;
+mod harness;
 pub mod interop;
-pub mod proxy;
-pub mod target;
 
-pub use target::Target;
-
-/// Monotonic nanoseconds (CLOCK_MONOTONIC), comparable across processes on
-/// one host.
-pub fn monotonic_ns() -> u128 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| {
-            u128::from(t.tv_sec().unsigned_abs()) * 1_000_000_000
-                + u128::from(t.tv_nsec().unsigned_abs())
-        })
-        .unwrap_or(0)
-}
+pub use fencelock_conformance::{monotonic_ns, proxy};
+pub use harness::FixtureHarness;

@@ -5,7 +5,7 @@
 //! safety. Liveness bounds are generous (a shared, noisy 2-core machine).
 //! Run with `--nocapture` to see the figures.
 
-use fencelock_conformance::chaos::{self, Bins, Job, Report, Settings};
+use fencelock_testbed::chaos::{self, Bins, Job, Report, Settings};
 
 fn bins() -> Bins {
     Bins {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use fencelock::etcd::{stale_leader_revokes_leases, EtcdLock};
 use fencelock::{DistributedLock, ErrorKind, LockGuard, LockOptions};
-use fencelock_conformance::fixture::{etcd_leader, wait_until, Fixture};
+use fencelock_testbed::fixture::{etcd_leader, wait_until, Fixture};
 use tokio::time::Instant;
 
 /// Pauses of the leader.

@@ -1,7 +1,7 @@
 //! The README's first command, `cargo run --example payment_confirm`, on
 //! the embedded default and with `--url` on every server backend.
 
-use fencelock_conformance::fixture::Fixture;
+use fencelock_testbed::fixture::Fixture;
 
 async fn payment_example(backend: &str) {
     let fixture = Fixture::start(backend)

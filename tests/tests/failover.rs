@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fencelock::{DistributedLock, ErrorKind, LockGuard, LockOptions};
-use fencelock_conformance::chaos::run::with_param;
-use fencelock_conformance::fixture::{etcd_leader, wait_until, zookeeper_leader, Fixture};
+use fencelock_testbed::chaos::run::with_param;
+use fencelock_testbed::fixture::{etcd_leader, wait_until, zookeeper_leader, Fixture};
 use tokio::time::Instant;
 
 /// Waiters per round.

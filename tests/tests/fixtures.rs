@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use fencelock_conformance::fixture::{probe, wait_until, Fixture};
-use fencelock_conformance::proxy::{Mode, Proxy};
+use fencelock_testbed::fixture::{probe, wait_until, Fixture};
+use fencelock_testbed::proxy::{Mode, Proxy};
 
 async fn starts_and_stops(backend: &str, ask: &[u8], expect: &str) {
     let f = Fixture::start(backend)
@@ -58,7 +58,7 @@ async fn zookeeper_ensemble_of_three() {
     let f = Fixture::start("zookeeper-ensemble")
         .await
         .expect("ensemble");
-    assert!(fencelock_conformance::fixture::zookeeper_leader(&f)
+    assert!(fencelock_testbed::fixture::zookeeper_leader(&f)
         .await
         .is_some());
     drop(f);
@@ -114,7 +114,7 @@ async fn docker_detection_answers_without_a_daemon() {
     // On machines without Docker this must say `false` quickly, not hang.
     let answered = tokio::time::timeout(
         Duration::from_secs(10),
-        fencelock_conformance::fixture::docker_available(),
+        fencelock_testbed::fixture::docker_available(),
     )
     .await;
     assert!(answered.is_ok());

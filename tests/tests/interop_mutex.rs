@@ -1,7 +1,7 @@
 //! fencelock's lock beside the stores' own mutex recipes, in both
 //! directions: Apache Curator's `InterProcessMutex` on ZooKeeper, and
 //! `etcdctl lock` and etcd's Lock service (`v3lock`) on etcd. Each peer
-//! runs as a process of its own (`fencelock_conformance::interop`) on a
+//! runs as a process of its own (`fencelock_testbed::interop`) on a
 //! real server from the fixtures. Test names read
 //! `interop::<peer>::<case>`; `scripts/test` prints one line per peer.
 //!
@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use fencelock::LockOptions;
-use fencelock_conformance::interop::{unix_us, workspace_bin, Event, Mode, Pair, Peer};
+use fencelock_testbed::interop::{unix_us, workspace_bin, Event, Mode, Pair, Peer};
 use tokio::process::Command;
 use tokio::time::{timeout, Instant};
 
@@ -270,10 +270,10 @@ async fn killed_holder_frees_within_session(peer: Peer) {
     println!(
         "measured {}: fencelock granted {took:?} after the peer's holder was killed (its session {:?})",
         peer.name(),
-        fencelock_conformance::interop::PEER_SESSION
+        fencelock_testbed::interop::PEER_SESSION
     );
     assert!(
-        took < fencelock_conformance::interop::PEER_SESSION + margin,
+        took < fencelock_testbed::interop::PEER_SESSION + margin,
         "{}: {took:?}",
         peer.name()
     );

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use fencelock::redis::{RedisLock, Unreplicated};
 use fencelock::{DistributedLock, ErrorKind, LockGuard, LockOptions};
-use fencelock_conformance::fixture::process::redis_on;
-use fencelock_conformance::fixture::{free_port, probe, wait_until, Fixture, ServerProcess};
-use fencelock_conformance::proxy::{Mode, Proxy};
+use fencelock_testbed::fixture::process::redis_on;
+use fencelock_testbed::fixture::{free_port, probe, wait_until, Fixture, ServerProcess};
+use fencelock_testbed::proxy::{Mode, Proxy};
 use tokio::time::Instant;
 
 fn opts(ttl_ms: u64) -> LockOptions {

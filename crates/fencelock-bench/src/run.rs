@@ -4,7 +4,7 @@ use crate::impls::{EtcdFloor, EtcdRpc, Fencelock, Locker, RedisFloor, Rslock, Zk
 use crate::measure::{median, Counter, RedisConns, Rep};
 use crate::*;
 use fencelock::{Capabilities, LockOptions};
-use fencelock_conformance::fixture::Fixture;
+use fencelock_testbed::fixture::Fixture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -1,7 +1,7 @@
 //! `status` and a busy `run` on a key held by a program that is not
 //! fencelock, on every store: held, by "not fencelock".
 
-use fencelock_conformance::fixture::Fixture;
+use fencelock_testbed::fixture::Fixture;
 
 mod common;
 

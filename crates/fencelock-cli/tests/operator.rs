@@ -91,7 +91,7 @@ async fn http_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_errors_name_the_endpoint_on_one_line() {
-    let closed = fencelock_conformance::fixture::free_port();
+    let closed = fencelock_testbed::fixture::free_port();
     let http = http_port().await;
     for (url, endpoint, says) in [
         (

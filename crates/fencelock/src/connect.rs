@@ -145,7 +145,13 @@ mod tests {
         let g = store.lock().acquire("k", &opts).await.unwrap();
         let status = store.inspector().unwrap().status("k").await.unwrap();
         assert_eq!(status.holders.len(), 1, "{status:?}");
-        assert!(store.clone().lock().try_acquire("k", &opts).await.unwrap().is_none());
+        assert!(store
+            .clone()
+            .lock()
+            .try_acquire("k", &opts)
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(store.capabilities().backend, "memory");
         g.release().await.unwrap();
     }

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use fencelock_conformance::chaos::{plan, run, Bins, Settings};
+use fencelock_testbed::chaos::{plan, run, Bins, Settings};
 
 fn usage() -> String {
     "usage: fencelock-chaos [SCENARIO...] [--backend NAME]... [--duration SECONDS] [--short] [--json PATH]".into()

@@ -1,5 +1,5 @@
 //! The chaos harness's shared resource (see
-//! `fencelock_conformance::chaos::resource`):
+//! `fencelock_testbed::chaos::resource`):
 //!
 //! ```text
 //! fencelock-chaos-resource fenced|unfenced [IP]   # prints "listening <addr>", serves until killed
@@ -31,6 +31,6 @@ async fn main() -> Result<(), String> {
     let mut out = std::io::stdout();
     writeln!(out, "listening {addr}").map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
-    fencelock_conformance::chaos::resource::serve(listener, fenced).await;
+    fencelock_testbed::chaos::resource::serve(listener, fenced).await;
     Ok(())
 }

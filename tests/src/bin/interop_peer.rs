@@ -1,4 +1,4 @@
-//! The etcd peers of the interop tests (`fencelock_conformance::interop`):
+//! The etcd peers of the interop tests (`fencelock_testbed::interop`):
 //! `etcdctl lock`, and etcd's own Lock service through the etcd-client
 //! crate. Same arguments and lines as the Curator peer
 //! (`tests/interop/java/Peer.java`).
@@ -21,7 +21,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use etcd_client::{Client, LockOptions};
-use fencelock_conformance::interop::{marker, unix_us};
+use fencelock_testbed::interop::{marker, unix_us};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::{timeout, Instant};

@@ -11,7 +11,7 @@
 //! and its cases to a `tests/interop_<primitive>.rs`; the harness stays.
 
 mod java;
-pub mod marker;
+pub use fencelock_conformance::marker;
 mod pair;
 mod peer;
 mod process;

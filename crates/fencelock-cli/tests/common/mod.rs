@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use fencelock_conformance::fixture::Fixture;
+use fencelock_testbed::fixture::Fixture;
 use serde_json::Value;
 use tokio::process::Command;
 

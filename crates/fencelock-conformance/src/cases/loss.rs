@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use fencelock::{DistributedLock, ErrorKind, Expiry, LockGuard, LockOptions};
+use fencelock_core::{DistributedLock, ErrorKind, Expiry, LockGuard, LockOptions};
 use tokio::time::Instant;
 
 use crate::proxy::{Mode, ProxyGroup};
-use crate::target::{note, steady};
+use crate::target::steady;
 use crate::Target;
 
 /// Options for a grant that expires by itself soon (per-grant TTL backends).
@@ -58,10 +58,8 @@ async fn cut_off_holder(
     let caps = t.capabilities().await;
     match caps.expiry {
         Expiry::Session => {
-            let proxies = ProxyGroup::start(t.fixture.endpoints())
-                .await
-                .expect("proxies");
-            let a = t.client_at(&t.fixture.url_via(&proxies.addrs())).await;
+            let proxies = ProxyGroup::start(&t.endpoints()).await.expect("proxies");
+            let a = t.client_at(&t.url_via(&proxies.addrs())).await;
             let g = a.acquire(key, &steady()).await.expect("holder via proxy");
             proxies.set(Mode::Blackhole);
             (g, Some(proxies), a)
@@ -113,39 +111,42 @@ pub async fn no_foreign_release(t: &Target) {
 }
 
 /// The guard's `lost()` fires no later than its validity deadline: with
-/// renewal off (per-grant TTL), with the client cut off (session), and
-/// with the store paused by SIGSTOP where the fixture runs one server.
+/// renewal off (per-grant TTL), or with the client cut off (session).
 pub async fn lost_signal(t: &Target) {
     let caps = t.capabilities().await;
     let key = t.key("lost");
-    let (g, proxies, _a) = cut_off_holder(t, &key).await;
+    let (g, _proxies, _a) = cut_off_holder(t, &key).await;
     let bound = caps.abandon_bound(Duration::from_millis(800)) + Duration::from_secs(10);
     lost_by_deadline(&g, bound).await;
-    drop(proxies);
-    drop(g);
-    if t.fixture.server_count() == 1 {
+}
+
+/// The guard's `lost()` fires no later than its validity deadline with the
+/// store's one server paused by SIGSTOP. Registered where the harness runs
+/// exactly one server process.
+pub async fn lost_signal_paused(t: &Target) {
+    let caps = t.capabilities().await;
+    assert_eq!(
+        t.servers(),
+        1,
+        "lost_signal_paused needs one server process"
+    );
+    {
         let a = t.client().await;
         let opts = steady().with_ttl(Duration::from_secs(2));
         let g = a
             .acquire(&t.key("lost-paused"), &opts)
             .await
             .expect("holder");
-        t.fixture.server(0).pause();
+        t.pause(0);
         let limit = caps.abandon_bound(Duration::from_secs(2)) + Duration::from_secs(10);
         let fired = tokio::spawn(async move {
             lost_by_deadline(&g, limit).await;
         })
         .await;
-        t.fixture.server(0).resume();
+        t.resume(0);
         if let Err(e) = fired {
             std::panic::resume_unwind(e.into_panic());
         }
-    } else {
-        note(
-            t.fixture.backend(),
-            "lost_signal",
-            "no single server process to pause: checked through the cut-off client only",
-        );
     }
 }
 

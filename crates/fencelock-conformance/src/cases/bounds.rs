@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fencelock::LockOptions;
+use fencelock_core::LockOptions;
 use tokio::time::{timeout, Instant};
 
 use crate::Target;
@@ -55,7 +55,7 @@ pub async fn ttl_without_renewal(t: &Target) {
     );
     eprintln!(
         "conformance {} ttl_without_renewal: lost at {lost:?}, next grant at {next:?} (TTL {ttl:?})",
-        t.fixture.backend()
+        t.backend()
     );
 }
 
@@ -80,6 +80,6 @@ pub async fn hold_cap(t: &Target) {
     );
     eprintln!(
         "conformance {} hold_cap: lost at {lost:?}, next grant at {next:?} (cap {cap:?})",
-        t.fixture.backend()
+        t.backend()
     );
 }

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use fencelock::{LockOptions, Scope};
+use fencelock_core::{LockOptions, Scope};
 use rand::Rng;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
@@ -21,13 +21,13 @@ pub async fn abandonment(t: &Target) {
     let slack = Duration::from_secs(3);
     let b = t.client().await;
     let (dead_token, died) = if caps.scope >= Scope::Host {
-        let mut child = tokio::process::Command::new(&t.contender)
-            .args(["hold", &t.fixture.url(), &key, &ttl.as_millis().to_string()])
+        let mut child = tokio::process::Command::new(t.contender())
+            .args(["hold", &t.url(), &key, &ttl.as_millis().to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", t.contender.display()));
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", t.contender().display()));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fencelock::{Attempt, DistributedLockExt, ErrorKind};
+use fencelock_core::{Attempt, DistributedLockExt, ErrorKind};
 use tokio::time::{sleep, timeout, Instant};
 
 use crate::target::steady;
@@ -13,13 +13,13 @@ use crate::Target;
 /// kind (`Timeout` or `Connection`, retryable), never `Busy` and never
 /// [`Attempt::Busy`], within the wait bound plus the client's timeouts.
 ///
-/// Registered for backends whose fixture runs server processes (the
+/// Registered for stores whose harness can pause server processes (the
 /// in-process and file stores cannot be paused apart from the caller).
 pub async fn store_paused(t: &Target) {
-    let servers = t.fixture.server_count();
+    let servers = t.servers();
     assert!(
         servers > 0,
-        "store_paused needs a fixture with server processes"
+        "store_paused needs a harness with server processes"
     );
     let (a, b) = (t.client().await, t.client().await);
     let key = t.key("paused");
@@ -37,14 +37,14 @@ pub async fn store_paused(t: &Target) {
     sleep(Duration::from_millis(500)).await;
     let paused_at = Instant::now();
     for i in 0..servers {
-        t.fixture.server(i).pause();
+        t.pause(i);
     }
     let bound = Duration::from_secs(60);
     let waited = timeout(bound, waiter).await;
     let fell_back = timeout(bound, fallback).await;
     let took = paused_at.elapsed();
     for i in 0..servers {
-        t.fixture.server(i).resume();
+        t.resume(i);
     }
     let waited = waited
         .unwrap_or_else(|_| panic!("acquire hung for {bound:?} on a paused store"))
@@ -53,7 +53,7 @@ pub async fn store_paused(t: &Target) {
         .unwrap_or_else(|_| panic!("try_with_lock hung for {bound:?} on a paused store"))
         .expect("fallback task");
     let outage =
-        |e: &fencelock::Error| matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Connection);
+        |e: &fencelock_core::Error| matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Connection);
     match waited {
         Ok(()) => panic!("acquire was granted while the store was paused"),
         Err(e) => assert!(
@@ -73,7 +73,7 @@ pub async fn store_paused(t: &Target) {
     }
     eprintln!(
         "conformance {} store_paused: both gave the store's error {took:?} after the pause (wait bound 2 s)",
-        t.fixture.backend()
+        t.backend()
     );
     drop(held);
 }

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fencelock::{FencingToken, Scope};
+use fencelock_core::FencingToken;
 use tokio::io::AsyncReadExt;
 
-use crate::target::{note, steady};
+use crate::target::steady;
 use crate::Target;
 
 /// 32 tasks over 2 independent clients × 50 rounds on one key: an
@@ -64,33 +64,18 @@ pub async fn exclusion(t: &Target) {
 /// Child processes contend for one key; their critical sections, logged
 /// with monotonic times, never overlap, and tokens rise in time order.
 pub async fn cross_process(t: &Target) {
-    let caps = t.capabilities().await;
-    if caps.scope < Scope::Host {
-        note(
-            t.fixture.backend(),
-            "cross_process",
-            "scope is one process: checked with tasks in `exclusion` instead",
-        );
-        return exclusion(t).await;
-    }
     const CHILDREN: usize = 3;
     const ROUNDS: usize = 20;
     let key = t.key("cross-process");
     let mut children = Vec::new();
     for _ in 0..CHILDREN {
-        let child = tokio::process::Command::new(&t.contender)
-            .args([
-                "contend",
-                &t.fixture.url(),
-                &key,
-                &ROUNDS.to_string(),
-                "10000",
-            ])
+        let child = tokio::process::Command::new(t.contender())
+            .args(["contend", &t.url(), &key, &ROUNDS.to_string(), "10000"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", t.contender.display()));
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", t.contender().display()));
         children.push(child);
     }
     let mut sections: Vec<(u128, u128, u64)> = Vec::new();

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use fencelock::{ErrorKind, Scope};
+use fencelock_core::ErrorKind;
 use tokio::time::Instant;
 
-use crate::fixture::free_port;
-use crate::target::{note, steady};
+use crate::free_port;
+use crate::target::steady;
 use crate::Target;
 
 /// The names .NET's DistributedLock suite throws at every backend, and more.
@@ -90,26 +90,16 @@ pub async fn hostile_keys(t: &Target) {
 /// Connecting to a closed port fails with `Connection` (or `Timeout`)
 /// within 15 s, never hangs.
 pub async fn unreachable(t: &Target) {
-    let caps = t.capabilities().await;
-    if caps.scope < Scope::Network || t.fixture.endpoints().is_empty() {
-        note(
-            t.fixture.backend(),
-            "unreachable",
-            "no network store to be unreachable",
-        );
-        return;
-    }
     let closed: Vec<_> = t
-        .fixture
         .endpoints()
         .iter()
         .map(|_| std::net::SocketAddr::from(([127, 0, 0, 1], free_port())))
         .collect();
-    let url = t.fixture.url_via(&closed);
+    let url = t.url_via(&closed);
     let bound = Duration::from_secs(15);
     let started = Instant::now();
     let outcome = tokio::time::timeout(bound + Duration::from_secs(5), async {
-        let lock = fencelock::connect(&url).await?;
+        let lock = t.harness().connect(&url).await?;
         lock.try_acquire(&t.key("unreachable"), &steady())
             .await
             .map(|_| ())

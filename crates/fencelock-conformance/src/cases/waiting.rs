@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fencelock::{ErrorKind, Fairness, Wakeup};
+use fencelock_core::{ErrorKind, Fairness, Wakeup};
 use tokio::time::Instant;
 
 use crate::target::{note, steady};
@@ -62,7 +62,7 @@ pub async fn wakeup(t: &Target) {
         Wakeup::Notification => Duration::from_millis(50),
         _ => {
             note(
-                t.fixture.backend(),
+                t.backend(),
                 "wakeup",
                 "declares polling: bound 1 s instead of 50 ms",
             );
@@ -96,12 +96,13 @@ pub async fn wakeup(t: &Target) {
     );
 }
 
-/// Where declared FIFO, waiters are granted in arrival order.
+/// Where declared FIFO, waiters are granted in arrival order; elsewhere
+/// (the weaker promise) every waiter is served.
 pub async fn fairness(t: &Target) {
     let caps = t.capabilities().await;
     if caps.fairness != Fairness::Fifo {
         note(
-            t.fixture.backend(),
+            t.backend(),
             "fairness",
             "declares no FIFO order: checking that every waiter is served",
         );

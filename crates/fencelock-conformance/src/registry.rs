@@ -1,0 +1,128 @@
+//! Every case, what it needs, and which apply to a backend.
+
+use fencelock_core::{Capabilities, Scope};
+use futures_util::future::LocalBoxFuture;
+
+use crate::{cases, Harness, Target};
+
+/// One case of the suite.
+pub struct Case {
+    /// Its name (`exclusion`).
+    pub name: &'static str,
+    /// The primitive it checks (`lock`).
+    pub primitive: &'static str,
+    run: for<'a> fn(&'a Target) -> LocalBoxFuture<'a, ()>,
+    /// `Some(reason)` when the case does not apply.
+    excluded: fn(&Capabilities, &dyn Harness) -> Option<&'static str>,
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.primitive, self.name)
+    }
+}
+
+impl Case {
+    /// Runs the case on `t`; panics with a message when the backend breaks
+    /// the promise.
+    pub async fn run(&self, t: &Target) {
+        (self.run)(t).await;
+    }
+
+    /// Why the case does not apply to a backend with `caps` behind
+    /// `harness`; `None` when it does.
+    pub fn excluded(&self, caps: &Capabilities, harness: &dyn Harness) -> Option<&'static str> {
+        (self.excluded)(caps, harness)
+    }
+}
+
+fn always(_: &Capabilities, _: &dyn Harness) -> Option<&'static str> {
+    None
+}
+
+fn across_processes(caps: &Capabilities, h: &dyn Harness) -> Option<&'static str> {
+    if caps.scope < Scope::Host {
+        Some("the store lives in one process: there are no other processes to exclude")
+    } else if h.contender().is_none() {
+        Some("the harness names no contender program")
+    } else {
+        None
+    }
+}
+
+fn holder_can_die(caps: &Capabilities, h: &dyn Harness) -> Option<&'static str> {
+    (caps.scope >= Scope::Host && h.contender().is_none())
+        .then_some("the harness names no contender program to kill")
+}
+
+fn over_network(caps: &Capabilities, h: &dyn Harness) -> Option<&'static str> {
+    if caps.scope < Scope::Network || h.endpoints().is_empty() {
+        Some("no network store to be unreachable")
+    } else if h.url_via(&h.endpoints()).is_none() {
+        Some("the harness cannot point its URL at other endpoints")
+    } else {
+        None
+    }
+}
+
+fn cut_off(caps: &Capabilities, h: &dyn Harness) -> Option<&'static str> {
+    (caps.expiry == fencelock_core::Expiry::Session && h.url_via(&h.endpoints()).is_none())
+        .then_some("a session store's holder is cut off through proxies: the harness cannot point its URL at them")
+}
+
+fn pausable(_: &Capabilities, h: &dyn Harness) -> Option<&'static str> {
+    (h.servers() == 0).then_some("the harness has no server process to pause")
+}
+
+fn one_server(_: &Capabilities, h: &dyn Harness) -> Option<&'static str> {
+    (h.servers() != 1).then_some("the store does not run exactly one server process to pause")
+}
+
+macro_rules! case {
+    ($name:ident, $primitive:literal, $excluded:expr) => {
+        Case {
+            name: stringify!($name),
+            primitive: $primitive,
+            run: |t| Box::pin(cases::$name(t)),
+            excluded: $excluded,
+        }
+    };
+}
+
+/// Every case, in the order of the contract.
+pub static ALL: &[Case] = &[
+    case!(exclusion, "lock", always),
+    case!(cross_process, "lock", across_processes),
+    case!(busy, "lock", always),
+    case!(no_foreign_release, "lock", cut_off),
+    case!(abandonment, "lock", holder_can_die),
+    case!(lost_signal, "lock", cut_off),
+    case!(lost_signal_paused, "lock", one_server),
+    case!(renewal, "lock", always),
+    case!(ttl_without_renewal, "lock", always),
+    case!(hold_cap, "lock", always),
+    case!(drop_frees, "lock", always),
+    case!(cancellation, "lock", always),
+    case!(wakeup, "lock", always),
+    case!(fairness, "lock", always),
+    case!(hostile_keys, "lock", always),
+    case!(unreachable, "lock", over_network),
+    case!(store_paused, "lock", pausable),
+];
+
+/// The cases that apply to a backend with `caps` behind `harness`, and the
+/// ones left out with the reason.
+pub fn registered(
+    caps: &Capabilities,
+    harness: &dyn Harness,
+) -> (Vec<&'static Case>, Vec<(&'static Case, &'static str)>) {
+    let mut run = Vec::new();
+    let mut left_out = Vec::new();
+    for case in ALL {
+        match case.excluded(caps, harness) {
+            None => run.push(case),
+            Some(why) => left_out.push((case, why)),
+        }
+    }
+    (run, left_out)
+}
