@@ -48,7 +48,7 @@ impl Parents {
 /// parent turns out to exist (`NodeExists` on its create, so nothing
 /// was written) the plain create follows, and when the plain create
 /// finds no parent (`NoNode`: the server reaped the empty container)
-/// the transaction follows. A missing root is made on `NoNode` from the
+/// the transaction follows. A missing prefix node is made on `NoNode` from the
 /// transaction, as Curator's `creatingParentContainersIfNeeded` does.
 pub(crate) async fn create_node(
     session: &Session,
@@ -118,7 +118,7 @@ pub(crate) async fn create_node(
                 Ok(Err((0, zk::Error::NoNode))) if attempts <= 4 => {
                     retry(session.call_timeout, || client.mkdir(base, &persistent))
                         .await
-                        .map_err(|f| f.into_error("creating the lock's root node"))?;
+                        .map_err(|f| f.into_error("creating the prefix node"))?;
                     continue;
                 }
                 Ok(Err((_, e))) => Err(Failure::Zk(e)),
