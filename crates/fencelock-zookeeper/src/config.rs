@@ -237,3 +237,22 @@ impl fmt::Debug for ZkLockBuilder {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_old_setter_names_still_work() {
+        let b = ZkLockBuilder::new(["h"])
+            .with_call_timeout(Duration::from_millis(700))
+            .with_root("/old")
+            .with_session_drift(Duration::from_millis(30));
+        assert_eq!(b.timeout, Duration::from_millis(700));
+        assert_eq!(b.base_path(), "/old");
+        assert_eq!(b.drift, Some(Duration::from_millis(30)));
+        assert_eq!(DEFAULT_CALL_TIMEOUT, DEFAULT_TIMEOUT);
+        assert_eq!(DEFAULT_ROOT, DEFAULT_PREFIX);
+    }
+}

@@ -45,7 +45,7 @@ pub(crate) async fn connect_error(hosts: &[String], per_host: Duration, e: zk::E
     let say = |fate: &Fate| match fate {
         Fate::Unreachable(why) => why.clone(),
         Fate::Silent => format!(
-            "no session within the connection timeout of {per_host:?} (2/5 of the session timeout)"
+            "no session within the connection timeout of {per_host:?}, 2/5 of the session timeout"
         ),
     };
     let message = match (hosts, fates.as_slice()) {
