@@ -1,12 +1,11 @@
-//! The builder, URL parsing, and a `Debug` that hides the password.
+//! The builder: settings, their checks, and a `Debug` that hides the password.
 
 use std::fmt;
 use std::time::Duration;
 
-use fencelock_core::parse::percent_decode;
 use fencelock_core::{Error, Result};
 
-use crate::ZkLock;
+use crate::address::{normalize_host, normalize_path};
 
 /// The default ZooKeeper session timeout asked for (the server may clamp it
 /// to its `minSessionTimeout`/`maxSessionTimeout`).
@@ -14,21 +13,23 @@ pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default bound on establishing a session.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default bound on one ZooKeeper call (retries after a connection loss included).
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default root node under which each key gets its parent node.
-pub const DEFAULT_ROOT: &str = "/fencelock";
-/// The default ZooKeeper port.
-pub const DEFAULT_PORT: u16 = 2181;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default prefix: the node under which each key gets its parent node.
+pub const DEFAULT_PREFIX: &str = "/fencelock";
+/// The old name of [`DEFAULT_TIMEOUT`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+/// The old name of [`DEFAULT_PREFIX`].
+pub const DEFAULT_ROOT: &str = DEFAULT_PREFIX;
 
-/// Builds a [`ZkLock`]: hosts, chroot, root path, session timeout, timeouts,
-/// credentials.
+/// Builds a [`ZkLock`](crate::ZkLock): hosts, chroot, prefix, session
+/// timeout, timeouts, credentials.
 ///
 /// ```
 /// use std::time::Duration;
 /// use fencelock_zookeeper::ZkLockBuilder;
 ///
 /// let b = ZkLockBuilder::from_url("zk://app:secret@10.0.0.1:2181,10.0.0.2/apps/billing?session_timeout=6s")?
-///     .with_call_timeout(Duration::from_secs(2));
+///     .with_timeout(Duration::from_secs(2));
 /// assert_eq!(b.hosts(), "10.0.0.1:2181,10.0.0.2:2181");
 /// assert_eq!(b.base_path(), "/apps/billing/fencelock");
 /// assert_eq!(b.session_timeout(), Duration::from_secs(6));
@@ -39,17 +40,17 @@ pub const DEFAULT_PORT: u16 = 2181;
 pub struct ZkLockBuilder {
     pub(crate) hosts: Vec<String>,
     pub(crate) chroot: String,
-    pub(crate) root: String,
+    pub(crate) prefix: String,
     pub(crate) session_timeout: Duration,
     pub(crate) connect_timeout: Duration,
-    pub(crate) call_timeout: Duration,
+    pub(crate) timeout: Duration,
     pub(crate) drift: Option<Duration>,
     pub(crate) digest: Option<(String, String)>,
 }
 
 impl ZkLockBuilder {
     /// A builder for the given hosts (`host` or `host:port`; the port
-    /// defaults to 2181), no chroot and the root `/fencelock`.
+    /// defaults to 2181), no chroot and the prefix `/fencelock`.
     pub fn new<I, S>(hosts: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -58,98 +59,20 @@ impl ZkLockBuilder {
         ZkLockBuilder {
             hosts: hosts.into_iter().map(Into::into).collect(),
             chroot: String::new(),
-            root: DEFAULT_ROOT.to_string(),
+            prefix: DEFAULT_PREFIX.to_string(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            call_timeout: DEFAULT_CALL_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
             drift: None,
             digest: None,
         }
     }
 
-    /// Parses a URL:
-    ///
-    /// `zk://[user:password@]host[:port][,host[:port]...][/chroot][?options]`
-    ///
-    /// `zookeeper://` is the same. The chroot is a path prefix for every node
-    /// fencelock touches (it is created when missing). Options:
-    /// `session_timeout`, `connect_timeout`, `timeout` (per call), `drift`
-    /// (durations such as `3s`, `500ms`, or plain seconds) and `root` (the
-    /// root path under the chroot, default `/fencelock`). `user:password`
-    /// adds `digest` authentication (percent-encoding allowed).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
-    /// naming what is wrong.
-    pub fn from_url(url: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid_config(format!("bad ZooKeeper URL: {why}"));
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected zk://host:port[,host:port...][/chroot]"))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "zk" | "zookeeper" => {}
-            other => {
-                return Err(bad(&format!(
-                    "unknown scheme {other:?}; use zk:// or zookeeper://"
-                )))
-            }
-        }
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (userinfo, hosts) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let mut list = Vec::new();
-        for host in hosts.split(',') {
-            list.push(normalize_host(host.trim()).map_err(|why| bad(&why))?);
-        }
-        let mut b = ZkLockBuilder::new(list);
-        let chroot =
-            percent_decode(path).ok_or_else(|| bad("the chroot is not valid percent-encoding"))?;
-        b.chroot = normalize_path(&chroot, true).map_err(|why| bad(&format!("chroot: {why}")))?;
-        if let Some(userinfo) = userinfo {
-            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            let user = percent_decode(user)
-                .ok_or_else(|| bad("the user name is not valid percent-encoding"))?;
-            let password = percent_decode(password)
-                .ok_or_else(|| bad("the password is not valid percent-encoding"))?;
-            if user.is_empty() {
-                return Err(bad("an empty user name"));
-            }
-            b.digest = Some((user, password));
-        }
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v)
-                .ok_or_else(|| bad(&format!("option {k} is not valid percent-encoding")))?;
-            let dur = || {
-                parse_duration(&v)
-                    .ok_or_else(|| bad(&format!("option {k}={v:?} is not a duration")))
-            };
-            match k {
-                "session_timeout" => b.session_timeout = dur()?,
-                "connect_timeout" => b.connect_timeout = dur()?,
-                "timeout" | "call_timeout" => b.call_timeout = dur()?,
-                "drift" => b.drift = Some(dur()?),
-                "root" => b.root = v.clone(),
-                other => return Err(bad(&format!("unknown option {other:?}"))),
-            }
-        }
-        b.check()?;
-        Ok(b)
-    }
-
     /// The session timeout to ask the server for (default 10 s). The server
-    /// clamps it to its own bounds; [`ZkLock::session_timeout`] tells the
-    /// negotiated one. Every grant of a client lives on its session.
+    /// clamps it to its own bounds; [`ZkLock::session_timeout`](crate::ZkLock::session_timeout)
+    /// tells the negotiated one. Grants whose TTL is at least this long
+    /// live on this session; shorter ones on a session that honours their
+    /// TTL (see the crate docs, "Sessions and loss").
     #[must_use]
     pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
         self.session_timeout = timeout;
@@ -164,34 +87,56 @@ impl ZkLockBuilder {
     }
 
     /// The bound on one ZooKeeper call, retries after a connection loss
-    /// included (default 5 s).
+    /// included (default 5 s). URL option `timeout`.
     #[must_use]
-    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout;
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
-    /// The root path (under the chroot) whose children are the per-key
-    /// parent nodes (default `/fencelock`).
+    /// The old name of [`with_timeout`](Self::with_timeout).
+    #[deprecated(note = "use with_timeout")]
     #[must_use]
-    pub fn with_root(mut self, root: impl Into<String>) -> Self {
-        self.root = root.into();
+    pub fn with_call_timeout(self, timeout: Duration) -> Self {
+        self.with_timeout(timeout)
+    }
+
+    /// The path (under the chroot) whose children are the per-key parent
+    /// nodes (default `/fencelock`). URL option `prefix`.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
         self
     }
 
-    /// A chroot: a path prefix in front of the root (default none).
+    /// The old name of [`with_prefix`](Self::with_prefix).
+    #[deprecated(note = "use with_prefix")]
+    #[must_use]
+    pub fn with_root(self, root: impl Into<String>) -> Self {
+        self.with_prefix(root)
+    }
+
+    /// A chroot: a path prefix in front of the prefix (default none).
     #[must_use]
     pub fn with_chroot(mut self, chroot: impl Into<String>) -> Self {
         self.chroot = chroot.into();
         self
     }
 
-    /// The margin subtracted from the session timeout when computing a
-    /// grant's validity deadline (default: negotiated timeout / 100 + 2 ms).
+    /// The margin subtracted from a session's timeout when computing a
+    /// grant's validity deadline (default: negotiated timeout / 100 + 2 ms;
+    /// never more than half the session's timeout). URL option `drift`.
     #[must_use]
-    pub fn with_session_drift(mut self, drift: Duration) -> Self {
+    pub fn with_drift(mut self, drift: Duration) -> Self {
         self.drift = Some(drift);
         self
+    }
+
+    /// The old name of [`with_drift`](Self::with_drift).
+    #[deprecated(note = "use with_drift")]
+    #[must_use]
+    pub fn with_session_drift(self, drift: Duration) -> Self {
+        self.with_drift(drift)
     }
 
     /// `digest` authentication as `user:password`.
@@ -215,16 +160,16 @@ impl ZkLockBuilder {
         self.session_timeout
     }
 
-    /// The absolute path (chroot + root) under which each key's parent node lives.
+    /// The absolute path (chroot + prefix) under which each key's parent node lives.
     pub fn base_path(&self) -> String {
         let chroot = self.chroot.trim_end_matches('/');
-        let root = self.root.trim_end_matches('/');
-        let root = if root.starts_with('/') || root.is_empty() {
-            root.to_string()
+        let prefix = self.prefix.trim_end_matches('/');
+        let prefix = if prefix.starts_with('/') || prefix.is_empty() {
+            prefix.to_string()
         } else {
-            format!("/{root}")
+            format!("/{prefix}")
         };
-        format!("{chroot}{root}")
+        format!("{chroot}{prefix}")
     }
 
     /// Checks every setting.
@@ -237,23 +182,23 @@ impl ZkLockBuilder {
             normalize_host(h).map_err(|why| bad(format!("ZooKeeper host: {why}")))?;
         }
         normalize_path(&self.chroot, true).map_err(|why| bad(format!("chroot: {why}")))?;
-        normalize_path(&self.base_path(), true).map_err(|why| bad(format!("root path: {why}")))?;
         let base = self.base_path();
+        normalize_path(&base, true).map_err(|why| bad(format!("prefix: {why}")))?;
         if base.is_empty() || base == "/" {
             return Err(bad(
-                "the root path (under the chroot) must not be `/`: give it a node of its own, e.g. /fencelock".into(),
+                "the prefix (under the chroot) must not be `/`: give it a node of its own, e.g. /fencelock".into(),
             ));
         }
         if base == "/zookeeper" || base.starts_with("/zookeeper/") {
             return Err(bad(format!(
-                "the root path {base} lies in ZooKeeper's reserved /zookeeper tree"
+                "the prefix {base} lies in ZooKeeper's reserved /zookeeper tree"
             )));
         }
         let ms = Duration::from_millis(1);
         for (name, d) in [
             ("session timeout", self.session_timeout),
             ("connect timeout", self.connect_timeout),
-            ("call timeout", self.call_timeout),
+            ("timeout", self.timeout),
         ] {
             if d < ms {
                 return Err(bad(format!("the {name} {d:?} must be at least 1 ms")));
@@ -270,24 +215,12 @@ impl ZkLockBuilder {
         if let Some(d) = self.drift {
             if d >= self.session_timeout / 2 {
                 return Err(bad(format!(
-                    "the session drift {d:?} must be less than half the session timeout {:?}",
+                    "the drift {d:?} must be less than half the session timeout {:?}",
                     self.session_timeout
                 )));
             }
         }
         Ok(())
-    }
-
-    /// Connects: establishes the first session (so an unreachable ensemble
-    /// fails here) and returns the client.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidConfig` for bad settings; `Connection` when no session can
-    /// be established within the connect timeout.
-    pub async fn build(self) -> Result<ZkLock> {
-        self.check()?;
-        ZkLock::from_builder(self).await
     }
 }
 
@@ -298,124 +231,28 @@ impl fmt::Debug for ZkLockBuilder {
             .field("base_path", &self.base_path())
             .field("session_timeout", &self.session_timeout)
             .field("connect_timeout", &self.connect_timeout)
-            .field("call_timeout", &self.call_timeout)
+            .field("timeout", &self.timeout)
             .field("drift", &self.drift)
             .field("user", &self.digest.as_ref().map(|(u, _)| u))
             .finish_non_exhaustive()
     }
 }
 
-/// `host` or `host:port` (IPv6 in brackets) to `host:port`.
-fn normalize_host(host: &str) -> std::result::Result<String, String> {
-    if host.is_empty() {
-        return Err("an empty host in the host list".into());
-    }
-    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        let (name, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("host {host:?}: unclosed `[`"))?;
-        let port = match after {
-            "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .ok_or_else(|| format!("host {host:?}: expected `:port` after `]`"))?,
-            ),
-        };
-        (format!("[{name}]"), port)
-    } else {
-        match host.rsplit_once(':') {
-            Some((n, p)) => (n.to_string(), Some(p)),
-            None => (host.to_string(), None),
-        }
-    };
-    if name.is_empty() || name == "[]" || name.contains(['/', '@', ' ', '?']) {
-        return Err(format!("host {host:?} has no valid host name"));
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("host {host:?}: port {p:?} is not 1-65535"))?,
-    };
-    Ok(format!("{name}:{port}"))
-}
-
-/// Validates an absolute ZooKeeper path (or empty when `allow_empty`);
-/// returns it without a trailing `/`.
-fn normalize_path(path: &str, allow_empty: bool) -> std::result::Result<String, String> {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return if allow_empty || path == "/" {
-            Ok(String::new())
-        } else {
-            Err("empty path".into())
-        };
-    }
-    let body = trimmed
-        .strip_prefix('/')
-        .ok_or_else(|| format!("{path:?} must start with `/`"))?;
-    for seg in body.split('/') {
-        if seg.is_empty() || seg == "." || seg == ".." {
-            return Err(format!("{path:?} has an empty, `.` or `..` segment"));
-        }
-        if seg.chars().any(crate::key::forbidden) {
-            return Err(format!("{path:?} holds a character ZooKeeper rejects"));
-        }
-    }
-    Ok(trimmed.to_string())
-}
-
-fn parse_duration(s: &str) -> Option<Duration> {
-    fencelock_core::parse::duration(s).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fencelock_core::ErrorKind;
 
     #[test]
-    fn parses_urls() {
-        let b = ZkLockBuilder::from_url("zk://127.0.0.1:2181").unwrap();
-        assert_eq!(b.hosts(), "127.0.0.1:2181");
-        assert_eq!(b.base_path(), "/fencelock");
-        let b = ZkLockBuilder::from_url(
-            "zookeeper://h1,h2:2182,[::1]:2183/app/?root=/locks&timeout=500ms&connect_timeout=2",
-        )
-        .unwrap();
-        assert_eq!(b.hosts(), "h1:2181,h2:2182,[::1]:2183");
-        assert_eq!(b.base_path(), "/app/locks");
-        assert_eq!(b.call_timeout, Duration::from_millis(500));
-        assert_eq!(b.connect_timeout, Duration::from_secs(2));
-        let b = ZkLockBuilder::from_url("ZK://u:p%40ss@h/").unwrap();
-        assert_eq!(b.digest, Some(("u".into(), "p@ss".into())));
-        assert_eq!(b.base_path(), "/fencelock");
-        let b = ZkLockBuilder::from_url("zk://h?root=locks").unwrap();
-        assert_eq!(b.base_path(), "/locks");
-    }
-
-    #[test]
-    fn rejects_bad_urls() {
-        for url in [
-            "redis://h",
-            "h:2181",
-            "zk://",
-            "zk://h:0",
-            "zk://h:99999",
-            "zk://h,,g",
-            "zk://h/a//b",
-            "zk://h/a/../b",
-            "zk://h?root=/",
-            "zk://h?root=/zookeeper",
-            "zk://h?session_timeout=forever",
-            "zk://h?session_timeout=0",
-            "zk://h?bogus=1",
-            "zk://h?drift=6s",
-        ] {
-            let e = ZkLockBuilder::from_url(url).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
-        }
+    #[allow(deprecated)]
+    fn the_old_setter_names_still_work() {
+        let b = ZkLockBuilder::new(["h"])
+            .with_call_timeout(Duration::from_millis(700))
+            .with_root("/old")
+            .with_session_drift(Duration::from_millis(30));
+        assert_eq!(b.timeout, Duration::from_millis(700));
+        assert_eq!(b.base_path(), "/old");
+        assert_eq!(b.drift, Some(Duration::from_millis(30)));
+        assert_eq!(DEFAULT_CALL_TIMEOUT, DEFAULT_TIMEOUT);
+        assert_eq!(DEFAULT_ROOT, DEFAULT_PREFIX);
     }
 }

@@ -73,7 +73,7 @@ impl Inspect for ZkLock {
         })
     }
 
-    /// Every key with a parent node under the root whose name starts with
+    /// Every key with a parent node under the prefix node whose name starts with
     /// `prefix` (nodes that are not escaped keys are skipped).
     async fn list_all(&self, prefix: &str) -> Result<Vec<LockStatus>> {
         let session = self.session().await?;
@@ -82,7 +82,7 @@ impl Inspect for ZkLock {
         let names = match retry(session.call_timeout, || client.list_children(base)).await {
             Ok(c) => c,
             Err(Failure::Zk(zk::Error::NoNode)) => Vec::new(),
-            Err(f) => return Err(f.into_error("listing the lock root")),
+            Err(f) => return Err(f.into_error("listing the prefix node")),
         };
         let mut keys: Vec<String> = names
             .iter()

@@ -1,4 +1,4 @@
-//! One ZooKeeper session per client, and the deadline it can vouch for.
+//! One ZooKeeper session, and the deadline it can vouch for.
 //!
 //! A background task follows the session: while connected it makes a cheap
 //! call (`exists /`) every third of the session timeout and, when it
@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use zookeeper_client as zk;
 
 use crate::config::ZkLockBuilder;
-use crate::error::{map_zk, once};
+use crate::connect::connect_error;
+use crate::error::once;
 
 /// One live (or once-live) ZooKeeper session.
 pub(crate) struct Session {
@@ -35,11 +36,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Establishes a session within the connect timeout.
-    pub(crate) async fn connect(cfg: &ZkLockBuilder) -> Result<Arc<Session>> {
+    /// Establishes a session asking for `timeout`, within the connect
+    /// timeout.
+    pub(crate) async fn connect(cfg: &ZkLockBuilder, timeout: Duration) -> Result<Arc<Session>> {
         let hosts = cfg.hosts();
+        // zookeeper-client's own default, set here so that errors can name it.
+        let per_host = timeout * 2 / 5;
         let mut connector = zk::Client::connector()
-            .with_session_timeout(cfg.session_timeout)
+            .with_session_timeout(timeout)
+            .with_connection_timeout(per_host)
             .with_fail_eagerly();
         if let Some((user, password)) = &cfg.digest {
             connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
@@ -48,19 +53,12 @@ impl Session {
         let client =
             match tokio::time::timeout(cfg.connect_timeout, connector.connect(&hosts)).await {
                 Err(_) => {
-                    return Err(Error::connection(format!(
-                        "no ZooKeeper session with {hosts} within the connect timeout of {:?}",
+                    return Err(Error::timeout(format!(
+                        "cannot connect to ZooKeeper at {hosts}: no session within the connect timeout of {:?}",
                         cfg.connect_timeout
                     )))
                 }
-                Ok(Err(e)) => {
-                    let e = map_zk(e, &format!("connecting to {hosts}"));
-                    return Err(if e.kind() == fencelock_core::ErrorKind::Timeout {
-                        Error::connection(format!("no ZooKeeper session with {hosts}"))
-                    } else {
-                        e
-                    });
-                }
+                Ok(Err(e)) => return Err(connect_error(&cfg.hosts, per_host, e).await),
                 Ok(Ok(c)) => c,
             };
         let timeout = client.session_timeout();
@@ -75,7 +73,7 @@ impl Session {
             Arc::clone(&tx),
             timeout,
             drift,
-            cfg.call_timeout,
+            cfg.timeout,
         ))
         .abort_handle();
         tracing::debug!(session = %client.session_id(), ?timeout, "ZooKeeper session established");
@@ -84,7 +82,7 @@ impl Session {
             deadline: tx,
             timeout,
             drift,
-            call_timeout: cfg.call_timeout,
+            call_timeout: cfg.timeout,
             monitor: Some(monitor),
         }))
     }

@@ -391,7 +391,7 @@ pub fn bad_urls(backend: &str) -> Vec<String> {
             "zk://127.0.0.1:notaport".into(),
             "zk://127.0.0.1:2181?session_timeout=0s".into(),
             "zk://127.0.0.1:2181?session_timeout=banana".into(),
-            "zk://127.0.0.1:2181?root=relative".into(),
+            "zk://127.0.0.1:2181?prefix=relative".into(),
             format!("zk://{long}"),
         ],
         b if b.starts_with("etcd") => vec![
