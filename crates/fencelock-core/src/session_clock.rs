@@ -63,6 +63,14 @@ impl SessionClock {
         self.deadline().is_some()
     }
 
+    /// Whether [`end`](SessionClock::end) was called. Unlike
+    /// [`is_alive`](SessionClock::is_alive), a deadline that merely passed
+    /// (the store silent for a while) is not an end: the session may still
+    /// come back, though the grants it held are lost.
+    pub fn is_ended(&self) -> bool {
+        self.tx.borrow().is_none()
+    }
+
     /// What lasts this long after a call's send (timeout or TTL, minus
     /// drift).
     pub fn lifetime(&self) -> Duration {
@@ -91,7 +99,9 @@ mod tests {
         assert_eq!(*rx.borrow_and_update(), Some(t0 + Duration::from_secs(13)));
         clock.heard(t0 + Duration::from_secs(1)); // an older answer: ignored
         assert!(!rx.has_changed().unwrap());
+        assert!(!clock.is_ended());
         clock.end();
+        assert!(clock.is_ended());
         assert_eq!(*rx.borrow_and_update(), None);
         clock.heard(t0 + Duration::from_secs(5));
         assert!(!clock.is_alive());
@@ -99,5 +109,6 @@ mod tests {
         let late = SessionClock::new(Instant::now(), Duration::from_secs(1));
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(late.deadline(), None);
+        assert!(!late.is_ended(), "a passed deadline is not an end");
     }
 }

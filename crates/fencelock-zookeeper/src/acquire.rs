@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fencelock_core::raw::{Grant, LateGrant, Validity, WaitBound};
+use fencelock_core::raw::{Grant, LateGrant, WaitBound};
 use fencelock_core::{
     async_trait, validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness,
     Fencing, FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
@@ -16,7 +16,7 @@ use crate::create::create_node;
 use crate::error::{retry, Failure};
 use crate::grant::{revoked, settle, ZkGrant};
 use crate::key::contenders;
-use crate::pending::Pending;
+use crate::pending::{self, Pending};
 use crate::session::Session;
 use crate::ZkLock;
 
@@ -46,7 +46,7 @@ impl ZkLock {
             .map_err(|e| e.with_key(key))?;
         let parent = self.lock_path(key);
         let owner = OwnerId::random();
-        let mut pending = Pending::new(Arc::clone(&session), parent.clone(), owner);
+        let mut pending = pending::pending(Arc::clone(&session), parent.clone(), owner);
         let created = create_node(
             &session,
             &self.inner.parents,
@@ -57,7 +57,7 @@ impl ZkLock {
         .await
         .map_err(|e| e.with_key(key))?;
         let path = created.path;
-        pending.path = Some(path.clone());
+        pending.state_mut().path = Some(path.clone());
         let me = path.rsplit('/').next().unwrap_or_default().to_string();
         let client = &session.client;
         // Our own node's watch (its deletion revokes the grant) and its czxid.
@@ -72,8 +72,9 @@ impl ZkLock {
             Ok((Some(stat), w)) => (stat, w),
             Ok((None, _)) => {
                 // Our node is gone already: the session expired or someone deleted it.
-                pending.path = None;
-                pending.armed = session.alive();
+                let node = pending.state_mut();
+                node.path = None;
+                node.armed = session.alive();
                 return Ok(Outcome::SessionLost);
             }
             Err(f) if f.session_gone() => {
@@ -108,15 +109,16 @@ impl ZkLock {
             };
             let Some(pos) = children.iter().position(|c| *c == me) else {
                 // Our node is gone: the session expired or someone deleted it.
-                pending.path = None;
-                pending.armed = session.alive();
+                let node = pending.state_mut();
+                node.path = None;
+                node.armed = session.alive();
                 return Ok(Outcome::SessionLost);
             };
             if pos == 0 {
                 return self.grant(key, opts, session, path, stat, owner, own, pending);
             }
             if bound.passed() {
-                if pending.remove().await {
+                if pending::remove(&mut pending).await {
                     // Let our delete fire the watch rather than removing it
                     // with one more request.
                     settle(own);
@@ -153,18 +155,18 @@ impl ZkLock {
         stat: zk::Stat,
         owner: OwnerId,
         own: zk::OneshotWatcher,
-        mut pending: Pending,
+        pending: Pending,
     ) -> Result<Outcome> {
         let token = u64::try_from(stat.czxid).map_err(|_| {
             Error::backend(format!("the lock node has a negative czxid {}", stat.czxid))
                 .with_key(key)
         })?;
-        pending.armed = false;
+        pending.disarm();
         let grant = Grant {
             key: key.to_string(),
             token: FencingToken::new(token),
             owner,
-            validity: Validity::Session(session.deadline_rx()),
+            validity: session.validity(),
             ops: Arc::new(ZkGrant {
                 session: Arc::clone(&session),
                 path: path.clone(),

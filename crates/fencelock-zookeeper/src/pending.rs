@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fencelock_core::raw::Cleanup;
 use fencelock_core::OwnerId;
 use tokio::time::{sleep, Instant};
 
@@ -12,77 +13,83 @@ use crate::grant::delete_own;
 use crate::session::Session;
 
 /// Our contender node while an acquire is under way. Dropped armed (the
-/// acquire was cancelled or failed), it deletes the node in the background.
-pub(crate) struct Pending {
+/// acquire was cancelled or failed), it deletes the node in the background
+/// (core's [`Cleanup`]).
+pub(crate) type Pending = Cleanup<Node>;
+
+/// What the background delete needs.
+pub(crate) struct Node {
     pub(crate) session: Arc<Session>,
     parent: String,
     owner: OwnerId,
+    /// The node's path once the create answered; `None`: found by owner.
     pub(crate) path: Option<String>,
+    /// Whether a node of ours may be there to delete.
     pub(crate) armed: bool,
 }
 
-impl Pending {
-    pub(crate) fn new(session: Arc<Session>, parent: String, owner: OwnerId) -> Self {
-        Pending {
+/// A pending node for `owner` under `parent` on `session`.
+pub(crate) fn pending(session: Arc<Session>, parent: String, owner: OwnerId) -> Pending {
+    Cleanup::armed(
+        Node {
             session,
             parent,
             owner,
             path: None,
             armed: true,
-        }
-    }
+        },
+        |node| Box::pin(give_back(node)),
+    )
+}
 
-    /// Deletes the node now; leaves the background delete armed on failure.
-    /// `true` when this call deleted it.
-    pub(crate) async fn remove(&mut self) -> bool {
-        let Some(path) = &self.path else {
-            return false;
-        };
-        match delete_own(&self.session, path).await {
-            Ok(deleted) => {
-                self.armed = false;
-                deleted
-            }
-            Err(f) => {
-                tracing::debug!(path = %path, failure = ?f, "deleting the lock node; retrying in the background");
-                false
-            }
+/// Deletes the node now; leaves the background delete armed on failure.
+/// `true` when this call deleted it.
+pub(crate) async fn remove(pending: &mut Pending) -> bool {
+    let node = pending.state_mut();
+    let Some(path) = &node.path else {
+        return false;
+    };
+    match delete_own(&node.session, path).await {
+        Ok(deleted) => {
+            node.armed = false;
+            deleted
+        }
+        Err(f) => {
+            tracing::debug!(path = %path, failure = ?f, "deleting the lock node; retrying in the background");
+            false
         }
     }
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.armed || !self.session.alive() {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let session = Arc::clone(&self.session);
-        let parent = std::mem::take(&mut self.parent);
-        let owner = self.owner;
-        let path = self.path.take();
-        rt.spawn(async move {
-            // Give up when the session ends: its ephemeral nodes go with it.
-            let until = Instant::now() + session.timeout * 2;
-            while session.alive() && Instant::now() < until {
-                let path = match &path {
-                    Some(p) => Some(p.clone()),
-                    None => match find_own(&session, &parent, owner).await {
-                        Ok(found) => found.map(|n| format!("{parent}/{n}")),
-                        Err(_) => {
-                            sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    },
-                };
-                let Some(path) = path else { return };
-                match delete_own(&session, &path).await {
-                    Ok(_) => return,
-                    Err(_) => sleep(Duration::from_millis(100)).await,
+/// The background delete of a node an abandoned acquire left.
+async fn give_back(node: Node) {
+    let Node {
+        session,
+        parent,
+        owner,
+        path,
+        armed,
+    } = node;
+    if !armed {
+        return;
+    }
+    // Give up when the session ends: its ephemeral nodes go with it.
+    let until = Instant::now() + session.timeout * 2;
+    while session.alive() && Instant::now() < until {
+        let path = match &path {
+            Some(p) => Some(p.clone()),
+            None => match find_own(&session, &parent, owner).await {
+                Ok(found) => found.map(|n| format!("{parent}/{n}")),
+                Err(_) => {
+                    sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-            }
-        });
+            },
+        };
+        let Some(path) = path else { return };
+        match delete_own(&session, &path).await {
+            Ok(_) => return,
+            Err(_) => sleep(Duration::from_millis(100)).await,
+        }
     }
 }

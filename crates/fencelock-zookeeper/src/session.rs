@@ -2,7 +2,8 @@
 //!
 //! A background task follows the session: while connected it makes a cheap
 //! call (`exists /`) every third of the session timeout and, when it
-//! answers, publishes `time it was sent + session timeout - drift`. The
+//! answers, moves the session's clock (core's `SessionClock`) to `time it
+//! was sent + session timeout - drift`. The
 //! server heard from the session no earlier than that send, so it cannot
 //! expire the session (and delete its lock nodes) before the deadline.
 //! While disconnected the last deadline stands (grants go lost at it unless
@@ -14,8 +15,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fencelock_core::raw::{SessionClock, Validity};
 use fencelock_core::{Error, Result};
-use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use zookeeper_client as zk;
@@ -27,10 +28,9 @@ use crate::error::once;
 /// One live (or once-live) ZooKeeper session.
 pub(crate) struct Session {
     pub(crate) client: zk::Client,
-    deadline: Arc<watch::Sender<Option<Instant>>>,
+    clock: SessionClock,
     /// The negotiated session timeout.
     pub(crate) timeout: Duration,
-    drift: Duration,
     pub(crate) call_timeout: Duration,
     monitor: Option<AbortHandle>,
 }
@@ -66,47 +66,39 @@ impl Session {
             .drift
             .unwrap_or_else(|| timeout / 100 + Duration::from_millis(2))
             .min(timeout / 2);
-        let (tx, _) = watch::channel(Some(started + timeout - drift));
-        let tx = Arc::new(tx);
-        let monitor = tokio::spawn(monitor(
-            client.clone(),
-            Arc::clone(&tx),
-            timeout,
-            drift,
-            cfg.timeout,
-        ))
-        .abort_handle();
+        let clock = SessionClock::new(started, timeout - drift);
+        let monitor = tokio::spawn(monitor(client.clone(), clock.clone(), timeout, cfg.timeout))
+            .abort_handle();
         tracing::debug!(session = %client.session_id(), ?timeout, "ZooKeeper session established");
         Ok(Arc::new(Session {
             client,
-            deadline: tx,
+            clock,
             timeout,
-            drift,
             call_timeout: cfg.timeout,
             monitor: Some(monitor),
         }))
     }
 
-    /// The deadline this session vouches for, `None` once it is gone.
-    pub(crate) fn deadline_rx(&self) -> watch::Receiver<Option<Instant>> {
-        self.deadline.subscribe()
+    /// The validity of a grant on this session.
+    pub(crate) fn validity(&self) -> Validity {
+        self.clock.validity()
     }
 
     /// Whether the session can still be used (not expired, closed or
     /// refused).
     pub(crate) fn alive(&self) -> bool {
-        self.deadline.borrow().is_some() && !self.client.state().is_terminated()
+        !self.clock.is_ended() && !self.client.state().is_terminated()
     }
 
     /// A call sent at `sent` was answered: the server heard from the
     /// session no earlier than `sent`.
     pub(crate) fn heard(&self, sent: Instant) {
-        publish(&self.deadline, sent + self.timeout - self.drift);
+        self.clock.heard(sent);
     }
 
     /// Marks the session gone (it expired under us).
     pub(crate) fn gone(&self) {
-        self.deadline.send_replace(None);
+        self.clock.end();
     }
 }
 
@@ -128,22 +120,10 @@ impl fmt::Debug for Session {
     }
 }
 
-/// Moves the deadline forward (never back, never revives a gone session).
-fn publish(tx: &watch::Sender<Option<Instant>>, next: Instant) {
-    tx.send_if_modified(|d| match d {
-        Some(cur) if next > *cur => {
-            *cur = next;
-            true
-        }
-        _ => false,
-    });
-}
-
 async fn monitor(
     client: zk::Client,
-    tx: Arc<watch::Sender<Option<Instant>>>,
+    clock: SessionClock,
     timeout: Duration,
-    drift: Duration,
     call_timeout: Duration,
 ) {
     let mut states = client.state_watcher();
@@ -152,16 +132,16 @@ async fn monitor(
         let state = states.peek_state();
         if state.is_terminated() {
             tracing::debug!(session = %client.session_id(), %state, "ZooKeeper session ended");
-            tx.send_replace(None);
+            clock.end();
             return;
         }
         if state == zk::SessionState::SyncConnected {
             let sent = Instant::now();
             match once(call_timeout.min(every), client.check_stat("/")).await {
-                Ok(_) => publish(&tx, sent + timeout - drift),
+                Ok(_) => clock.heard(sent),
                 Err(f) if f.session_gone() => {
                     tracing::debug!(session = %client.session_id(), "ZooKeeper session gone");
-                    tx.send_replace(None);
+                    clock.end();
                     return;
                 }
                 Err(f) => tracing::debug!(failure = ?f, "session heartbeat failed"),
