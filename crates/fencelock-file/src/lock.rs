@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencelock_core::raw::{Grant, GrantOps, Validity, WaitBound};
+use fencelock_core::raw::{Grant, GrantOps, SessionClock, WaitBound};
 use fencelock_core::{
     validate_key, Capabilities, DistributedLock, Error, Expiry, Extend, Fairness, Fencing,
     FencingToken, LockGuard, LockOptions, OwnerId, Result, Scope, Wakeup,
 };
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::path::{key_of, lock_path};
@@ -115,20 +114,21 @@ impl FileLock {
         let Some((file, token)) = taken else {
             return Ok(None);
         };
-        let (keep, rx) = watch::channel(Some(
-            Instant::now() + Duration::from_secs(10 * 365 * 86_400),
-        ));
+        // The process is the session: it vouches for its grants as long
+        // as it lives.
+        let clock = SessionClock::new(Instant::now(), Duration::from_secs(10 * 365 * 86_400));
+        let validity = clock.validity();
         let revoked = crate::forced::replaced(path, &file);
         let ops = Arc::new(FileGrant {
             file: Mutex::new(Some(file)),
-            _keep: keep,
+            _clock: clock,
         });
         Ok(Some(LockGuard::from_grant(
             Grant {
                 key: key.to_string(),
                 token,
                 owner,
-                validity: Validity::Session(rx),
+                validity,
                 ops,
                 revoked,
             },
@@ -318,7 +318,7 @@ impl DistributedLock for FileLock {
 /// releases the lock.
 struct FileGrant {
     file: Mutex<Option<File>>,
-    _keep: watch::Sender<Option<Instant>>,
+    _clock: SessionClock,
 }
 
 #[async_trait]
