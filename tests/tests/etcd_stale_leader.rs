@@ -47,9 +47,7 @@ struct Outcome {
 }
 
 fn opts(wait: Duration) -> LockOptions {
-    LockOptions::new()
-        .with_ttl(TTL)
-        .with_wait(wait)
+    LockOptions::new().with_ttl(TTL).with_wait(wait)
 }
 
 /// Seconds from `origin` to `at` (negative when `at` is earlier).
