@@ -279,9 +279,13 @@ async fn killed_holder_frees_within_session(peer: Peer) {
     );
     g.release().await.unwrap();
 
-    // fencelock's holder (a process of its own) dies; the peer waits.
+    // fencelock's holder (a process of its own) dies; the peer waits. Its
+    // grant's TTL is below the session: where a grant's own lease honours
+    // its TTL (etcd), the TTL frees the lock; where a session does, the
+    // session.
+    let holder_ttl = Duration::from_secs(3);
     let mut holder = Command::new(CONTENDER)
-        .args(["hold", &p.url, &p.key, "10000"])
+        .args(["hold", &p.url, &p.key, &holder_ttl.as_millis().to_string()])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -297,7 +301,7 @@ async fn killed_holder_frees_within_session(peer: Peer) {
     let (at, _) = waiter.acquired(LONG).await.unwrap();
     let took = Duration::from_micros(at.saturating_sub(killed_at));
     println!(
-        "measured {}: the peer granted {took:?} after fencelock's holder was killed (its session {:?})",
+        "measured {}: the peer granted {took:?} after fencelock's holder was killed (its session {:?}, its TTL {holder_ttl:?})",
         peer.name(),
         p.fencelock_session()
     );

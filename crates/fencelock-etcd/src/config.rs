@@ -1,17 +1,24 @@
-//! The builder, URL parsing, and a `Debug` that hides the password.
+//! The builder, the connect, and a `Debug` that hides the password.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
-use fencelock_core::parse::percent_decode;
 use fencelock_core::{Error, Result};
 
+use crate::client::Client;
+use crate::endpoints::Endpoints;
 use crate::keys::{Layout, DEFAULT_PREFIX};
-use crate::EtcdLock;
+use crate::known_issues::warn_if_affected;
+use crate::lock::EtcdLock;
+use crate::watch::Watches;
 
-/// The default lease TTL.
+/// The lease TTL of a client before every grant had a lease of its own.
+#[deprecated(
+    note = "every grant has an etcd lease of its own with the acquire's TTL (LockOptions::with_ttl)"
+)]
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 /// The default bound on one etcd call (per attempt, per endpoint).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -20,14 +27,14 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default safety-net poll of a waiter whose watch may have missed an event.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Builds an [`EtcdLock`]: endpoints, key prefix, lease TTL, timeouts,
-/// credentials and TLS.
+/// Builds an [`EtcdLock`]: endpoints, key prefix, timeouts, credentials
+/// and TLS.
 ///
 /// ```
 /// use std::time::Duration;
 /// use fencelock_etcd::EtcdLockBuilder;
 ///
-/// let b = EtcdLockBuilder::from_url("etcd://root:secret@10.0.0.1:2379,10.0.0.2:2379/app?lease_ttl=5s")?
+/// let b = EtcdLockBuilder::from_url("etcd://root:secret@10.0.0.1:2379,10.0.0.2:2379/app?timeout=3s")?
 ///     .with_request_timeout(Duration::from_secs(1));
 /// assert_eq!(b.endpoints().len(), 2);
 /// assert_eq!(b.prefix(), "app");
@@ -38,15 +45,14 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 pub struct EtcdLockBuilder {
     pub(crate) endpoints: Vec<String>,
     pub(crate) prefix: String,
-    pub(crate) lease_ttl: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) drift: Option<Duration>,
     pub(crate) user: Option<(String, String)>,
     pub(crate) tls: Option<TlsOptions>,
-    ca_file: Option<PathBuf>,
-    domain: Option<String>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) domain: Option<String>,
 }
 
 impl EtcdLockBuilder {
@@ -60,7 +66,6 @@ impl EtcdLockBuilder {
         EtcdLockBuilder {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
             prefix: DEFAULT_PREFIX.to_string(),
-            lease_ttl: DEFAULT_LEASE_TTL,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
@@ -70,106 +75,6 @@ impl EtcdLockBuilder {
             ca_file: None,
             domain: None,
         }
-    }
-
-    /// Parses a URL:
-    ///
-    /// `etcd://[user[:password]@]host:port[,host:port...][/prefix][?options]`
-    ///
-    /// `etcds://` is the same over TLS. Without a path the prefix is
-    /// `fencelock`; a lone `/` means the empty prefix (lock names as
-    /// `etcdctl lock` takes them). Options: `lease_ttl`, `timeout` (per call),
-    /// `connect_timeout`, `poll` (durations such as `3s`, `500ms`, or plain
-    /// seconds), `drift`, and for TLS `ca_file` (PEM) and `domain`. User and
-    /// password may be percent-encoded.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
-    /// naming what is wrong.
-    pub fn from_url(url: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid_config(format!("bad etcd URL: {why}"));
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected etcd://host:port[,host:port...][/prefix]"))?;
-        let tls = match scheme.to_ascii_lowercase().as_str() {
-            "etcd" | "etcd+http" => false,
-            "etcds" | "etcd+https" => true,
-            other => {
-                return Err(bad(&format!(
-                    "unknown scheme {other:?}; use etcd:// or etcds://"
-                )))
-            }
-        };
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-            None => (rest, None),
-        };
-        let (userinfo, hosts) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let mut endpoints = Vec::new();
-        for host in hosts.split(',') {
-            let host = host.trim();
-            if host.is_empty() {
-                return Err(bad("an empty host in the endpoint list"));
-            }
-            let port_ok = host
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !port_ok {
-                return Err(bad(&format!("endpoint {host:?} is not host:port")));
-            }
-            endpoints.push(host.to_string());
-        }
-        let mut b = EtcdLockBuilder::new(endpoints);
-        if let Some(path) = path {
-            b.prefix = percent_decode(path)
-                .ok_or_else(|| bad("the prefix is not valid percent-encoding"))?;
-        }
-        if let Some(userinfo) = userinfo {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((u, p)) => (u, p),
-                None => (userinfo, ""),
-            };
-            let user = percent_decode(user)
-                .ok_or_else(|| bad("the user name is not valid percent-encoding"))?;
-            let password = percent_decode(password)
-                .ok_or_else(|| bad("the password is not valid percent-encoding"))?;
-            if user.is_empty() {
-                return Err(bad("an empty user name"));
-            }
-            b.user = Some((user, password));
-        }
-        if tls {
-            b.tls = Some(TlsOptions::new());
-        }
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v)
-                .ok_or_else(|| bad(&format!("option {k} is not valid percent-encoding")))?;
-            let dur = || {
-                parse_duration(&v)
-                    .ok_or_else(|| bad(&format!("option {k}={v:?} is not a duration")))
-            };
-            match k {
-                "lease_ttl" | "ttl" => b.lease_ttl = dur()?,
-                "timeout" | "request_timeout" => b.request_timeout = dur()?,
-                "connect_timeout" => b.connect_timeout = dur()?,
-                "poll" | "poll_interval" => b.poll_interval = dur()?,
-                "drift" => b.drift = Some(dur()?),
-                "ca_file" if tls => b.ca_file = Some(PathBuf::from(v)),
-                "domain" if tls => b.domain = Some(v),
-                "ca_file" | "domain" => return Err(bad(&format!("option {k} needs etcds://"))),
-                other => return Err(bad(&format!("unknown option {other:?}"))),
-            }
-        }
-        Ok(b)
     }
 
     /// Replaces the endpoints.
@@ -192,11 +97,16 @@ impl EtcdLockBuilder {
         self
     }
 
-    /// The lease TTL asked for (default 10 s; whole seconds, rounded up; etcd
-    /// may grant more, and the granted TTL is what counts).
+    /// Sets nothing any more, and logs a warning saying so: every grant has
+    /// an etcd lease of its own, with the acquire's TTL
+    /// ([`LockOptions::with_ttl`](fencelock_core::LockOptions::with_ttl)),
+    /// so a holder that dies frees the lock at that TTL.
+    #[deprecated(
+        note = "every grant has an etcd lease of its own with the acquire's TTL (LockOptions::with_ttl)"
+    )]
     #[must_use]
-    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
+    pub fn with_lease_ttl(self, ttl: Duration) -> Self {
+        warn_lease_ttl("with_lease_ttl", ttl);
         self
     }
 
@@ -223,7 +133,9 @@ impl EtcdLockBuilder {
         self
     }
 
-    /// The margin taken off the lease deadline (default TTL/100 + 5 ms).
+    /// The least margin taken off every grant's validity deadline: a grant
+    /// whose own drift ([`LockOptions::with_drift`](fencelock_core::LockOptions::with_drift),
+    /// default TTL/100 + 2 ms) is smaller uses this one.
     #[must_use]
     pub fn with_drift(mut self, drift: Duration) -> Self {
         self.drift = Some(drift);
@@ -274,13 +186,8 @@ impl EtcdLockBuilder {
         &self.prefix
     }
 
-    /// The lease TTL asked for.
-    pub fn lease_ttl(&self) -> Duration {
-        self.lease_ttl
-    }
-
-    /// Connects: checks the settings, then grants the client's lease (which
-    /// proves the cluster answers).
+    /// Connects: checks the settings, then asks the cluster its version
+    /// (which proves it answers, and that the credentials work).
     ///
     /// # Errors
     ///
@@ -290,22 +197,29 @@ impl EtcdLockBuilder {
     /// endpoint answers within the timeouts; `Backend` for refused credentials.
     pub async fn build(self) -> Result<EtcdLock> {
         self.check()?;
-        EtcdLock::from_builder(self).await
+        let layout = Layout::new(&self.prefix)?;
+        let endpoints = Arc::new(Endpoints::new(
+            self.urls(),
+            self.connect_options()?,
+            self.request_timeout,
+            self.connect_timeout,
+        ));
+        let version = endpoints.server_version().await?;
+        warn_if_affected(&version);
+        Ok(EtcdLock {
+            inner: Arc::new(Client {
+                watches: Arc::new(Watches::new(Arc::clone(&endpoints))),
+                endpoints,
+                layout,
+                poll: self.poll_interval,
+                drift: self.drift,
+            }),
+        })
     }
 
     pub(crate) fn check(&self) -> Result<()> {
         if self.endpoints.is_empty() {
             return Err(Error::invalid_config("no etcd endpoints given"));
-        }
-        if self.lease_ttl.is_zero() {
-            return Err(Error::invalid_config("the lease TTL must be above zero"));
-        }
-        if self.lease_ttl > fencelock_core::MAX_TTL {
-            return Err(Error::invalid_config(format!(
-                "the lease TTL {:?} is above the maximum {:?}",
-                self.lease_ttl,
-                fencelock_core::MAX_TTL
-            )));
         }
         for (name, d) in [
             ("request timeout", self.request_timeout),
@@ -320,12 +234,6 @@ impl EtcdLockBuilder {
         }
         Layout::new(&self.prefix)?;
         Ok(())
-    }
-
-    /// The lease TTL in whole seconds, as etcd takes it.
-    pub(crate) fn ttl_secs(&self) -> i64 {
-        let ms = self.lease_ttl.as_millis();
-        i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX).max(1)
     }
 
     /// The endpoint URLs with a scheme.
@@ -391,7 +299,6 @@ impl fmt::Debug for EtcdLockBuilder {
         f.debug_struct("EtcdLockBuilder")
             .field("endpoints", &self.endpoints)
             .field("prefix", &self.prefix)
-            .field("lease_ttl", &self.lease_ttl)
             .field("request_timeout", &self.request_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("poll_interval", &self.poll_interval)
@@ -403,76 +310,33 @@ impl fmt::Debug for EtcdLockBuilder {
     }
 }
 
-/// `3s`, `500ms`, `2m`, `1.5s`, or plain seconds.
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    fencelock_core::parse::duration(s).ok()
+/// The warning for the old client-wide lease TTL, set through `what`.
+pub(crate) fn warn_lease_ttl(what: &str, ttl: Duration) {
+    tracing::warn!(
+        target: "fencelock",
+        store = "etcd",
+        "etcd: {what} ({ttl:?}) no longer sets anything and will be removed: every grant now has \
+         an etcd lease of its own with the acquire's TTL (LockOptions::with_ttl, `fencelock run --ttl`), \
+         so a holder that dies frees the lock at that TTL"
+    );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use fencelock_core::ErrorKind;
-
-    #[test]
-    fn parses_endpoints_prefix_user_and_options() {
-        let b = EtcdLockBuilder::from_url(
-            "etcd://u%40x:p%3Aw@h1:1,h2:2,h3:3/app/locks?lease_ttl=3s&timeout=500ms",
-        )
-        .unwrap();
-        assert_eq!(b.endpoints, ["h1:1", "h2:2", "h3:3"]);
-        assert_eq!(b.prefix, "app/locks");
-        assert_eq!(b.user, Some(("u@x".into(), "p:w".into())));
-        assert_eq!(b.lease_ttl, Duration::from_secs(3));
-        assert_eq!(b.request_timeout, Duration::from_millis(500));
-        assert_eq!(b.urls(), ["http://h1:1", "http://h2:2", "http://h3:3"]);
-        let dbg = format!("{b:?}");
-        assert!(dbg.contains("u@x") && !dbg.contains("p:w"), "{dbg}");
-
-        let b = EtcdLockBuilder::from_url("etcd://127.0.0.1:2379").unwrap();
-        assert_eq!(b.prefix, "fencelock");
-        let b = EtcdLockBuilder::from_url("etcd://127.0.0.1:2379/").unwrap();
-        assert_eq!(b.prefix, "");
-        let b = EtcdLockBuilder::from_url("etcds://127.0.0.1:2379?domain=etcd").unwrap();
-        assert_eq!(b.urls(), ["https://127.0.0.1:2379"]);
-        assert_eq!(
-            EtcdLockBuilder::new(["h:1"])
-                .with_lease_ttl(Duration::from_millis(1500))
-                .ttl_secs(),
-            2
-        );
+impl EtcdLock {
+    /// Connects with a URL (see [`EtcdLockBuilder::from_url`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`EtcdLockBuilder::from_url`] and [`EtcdLockBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        EtcdLockBuilder::from_url(url)?.build().await
     }
 
-    #[test]
-    fn bad_urls_are_config_errors() {
-        for url in [
-            "redis://h:1",
-            "h:1",
-            "etcd://",
-            "etcd://h1:1,,h2:2",
-            "etcd://h1",
-            "etcd://h1:99999",
-            "etcd://h1:1?lease_ttl=abc",
-            "etcd://h1:1?bogus=1",
-            "etcd://h1:1?ca_file=/x",
-            "etcd://h1:1/%zz",
-        ] {
-            let e = EtcdLockBuilder::from_url(url).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
-        }
-        assert!(EtcdLockBuilder::new(Vec::<String>::new()).check().is_err());
-        assert!(EtcdLockBuilder::new(["h:1"])
-            .with_lease_ttl(Duration::ZERO)
-            .check()
-            .is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("-1s"), None);
+    /// A builder for these endpoints.
+    pub fn builder<I, S>(endpoints: I) -> EtcdLockBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        EtcdLockBuilder::new(endpoints)
     }
 }

@@ -104,7 +104,23 @@ impl Endpoints {
     /// Runs `f` against the current endpoint with the per-call timeout; on a
     /// connection error or timeout moves to the next endpoint and tries again.
     /// `f` must be safe to repeat.
-    pub(crate) async fn call<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T>
+    pub(crate) async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.call_within(what, self.request_timeout, f).await
+    }
+
+    /// [`call`](Self::call) with `bound` per endpoint instead of the
+    /// request timeout (a keep-alive must move on sooner than that when the
+    /// lease is short).
+    pub(crate) async fn call_within<T, F, Fut>(
+        &self,
+        what: &str,
+        bound: Duration,
+        mut f: F,
+    ) -> Result<T>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -114,14 +130,14 @@ impl Endpoints {
         for _ in 0..attempts {
             let idx = self.current();
             let outcome = match self.client(idx).await {
-                Ok(client) => match timeout(self.request_timeout, f(client)).await {
+                Ok(client) => match timeout(bound, f(client)).await {
                     Ok(Ok(v)) => return Ok(v),
                     Ok(Err(e)) => {
                         from_etcd(&format!("{what} at {}", shown(&self.slots[idx].url)), e)
                     }
                     Err(_) => Error::timeout(format!(
-                        "etcd {what} got no answer from {} within {:?}",
-                        self.slots[idx].url, self.request_timeout
+                        "etcd {what} got no answer from {} within {bound:?}",
+                        self.slots[idx].url
                     )),
                 },
                 Err(e) => e,

@@ -95,3 +95,8 @@ pub(crate) fn lease_not_found(e: &EtcdError) -> bool {
         _ => false,
     }
 }
+
+/// Whether etcd refused a lease grant because a lease with that id exists.
+pub(crate) fn lease_exists(e: &EtcdError) -> bool {
+    matches!(e, EtcdError::GRpcStatus(s) if s.message().contains("lease already exists"))
+}

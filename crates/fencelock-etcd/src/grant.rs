@@ -1,89 +1,48 @@
-//! The store operations on one grant: release (compare-and-delete by owner),
-//! renew (refresh the session and check the key), and the `revoked` future.
+//! The store operations on one grant: renew (one LeaseKeepAlive of the
+//! grant's own lease), release (LeaseRevoke, which deletes the key), and
+//! the `revoked` future.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-use fencelock_core::grant::GrantOps;
-use fencelock_core::{Error, OwnerId, Result};
-use tokio::time::sleep;
+use fencelock_core::raw::GrantOps;
+use fencelock_core::{Error, Result};
+use tokio::time::{sleep, Instant};
 
 use crate::endpoints::Endpoints;
-use crate::session::Lease;
+use crate::lease::Lease;
 use crate::watch::{Seen, Watches};
 
-/// One grant: the contender key `<prefix>/<key>/<lease hex>-<owner>` created at
-/// revision `token`, holding the owner id as its value.
+/// One grant: its contender key `<prefix>/<key>/<lease hex>`, attached to
+/// the grant's own lease.
 pub(crate) struct EtcdGrant {
-    pub(crate) endpoints: Arc<Endpoints>,
-    pub(crate) etcd_key: String,
-    pub(crate) owner: OwnerId,
-    pub(crate) revision: i64,
-    pub(crate) lease: Arc<Lease>,
-}
-
-/// Deletes `etcd_key` only while it still holds `owner` (and, when given, was
-/// created at `revision`). `Ok(true)` when it deleted.
-pub(crate) async fn delete_if_owner(
-    endpoints: &Endpoints,
-    etcd_key: &str,
-    owner: &str,
-    revision: Option<i64>,
-) -> Result<bool> {
-    let mut when = vec![Compare::value(etcd_key, CompareOp::Equal, owner)];
-    if let Some(rev) = revision {
-        when.push(Compare::create_revision(etcd_key, CompareOp::Equal, rev));
-    }
-    let r = endpoints
-        .call("delete", |mut c| {
-            let txn = Txn::new()
-                .when(when.clone())
-                .and_then([TxnOp::delete(etcd_key, None)]);
-            async move { c.txn(txn).await }
-        })
-        .await?;
-    Ok(r.succeeded())
+    pub(crate) lease: Lease,
 }
 
 #[async_trait]
 impl GrantOps for EtcdGrant {
-    async fn renew(&self, _ttl: Duration) -> Result<bool> {
-        if !self.lease.alive() {
-            return Ok(false);
-        }
-        self.lease.nudge();
-        let key = self.etcd_key.as_str();
-        let r = self
-            .endpoints
-            .call("get", |mut c| async move { c.get(key, None).await })
-            .await?;
-        let ours = r.kvs().first().is_some_and(|kv| {
-            kv.create_revision() == self.revision
-                && kv.lease() == self.lease.id
-                && kv.value() == self.owner.simple().as_bytes()
-        });
-        Ok(ours && self.lease.alive())
+    /// The key lives as long as its lease: renewing the lease renews the
+    /// grant. A key deleted under a live lease (`force_unlock`) is seen by
+    /// the `revoked` watch.
+    async fn renew(&self, ttl: Duration) -> Result<bool> {
+        self.lease.renew(ttl).await
     }
 
-    /// Compare-and-delete, retried on transient errors while the lease
-    /// lives (every acquisition has its own key, so a key left behind would
-    /// keep the lock until the lease ends).
+    /// Revokes the lease (deleting the key), retried on transient errors
+    /// while the lease may live. `Ok(false)`: the lease was gone already
+    /// (expired or revoked: the grant had ended).
     async fn release(&self) -> Result<bool> {
-        let owner = self.owner.simple();
         let mut last: Option<Error> = None;
         for attempt in 0..5u32 {
             if attempt > 0 {
-                if !self.lease.alive() {
+                if Instant::now() >= self.lease.lives_until() {
                     break;
                 }
                 sleep(Duration::from_millis(100) * attempt).await;
             }
-            match delete_if_owner(&self.endpoints, &self.etcd_key, &owner, Some(self.revision))
-                .await
-            {
-                Ok(deleted) => return Ok(deleted),
+            match self.lease.revoke().await {
+                Ok(revoked) => return Ok(revoked),
                 Err(e) if e.is_retryable() => last = Some(e),
                 Err(e) => return Err(e),
             }

@@ -100,13 +100,12 @@ impl Layout {
     }
 }
 
-/// One contender's key: `<contenders><lease id as %x>-<owner id>`. Go's
-/// `concurrency.Mutex` writes `<contenders><lease id as %x>`; both only ever
-/// compare create revisions under `<contenders>`, so they queue together.
-/// The owner suffix makes every acquisition its own key, so one client can
-/// queue several acquisitions of one key in true arrival order.
-pub(crate) fn contender_key(contenders: &str, lease: i64, owner: &str) -> String {
-    format!("{contenders}{lease:x}-{owner}")
+/// One contender's key: `<contenders><lease id as %x>`, exactly as Go's
+/// `concurrency.Mutex` and `etcdctl lock` write theirs. Every acquisition
+/// has a lease of its own, so every acquisition is its own key, and one
+/// client can queue several acquisitions of one key in true arrival order.
+pub(crate) fn contender_key(contenders: &str, lease: i64) -> String {
+    format!("{contenders}{lease:x}")
 }
 
 #[cfg(test)]
@@ -121,17 +120,14 @@ mod tests {
         assert_eq!(l.contenders("100%"), "fencelock/100%25/");
         assert_eq!(l.contenders("%2F"), "fencelock/%252F/");
         assert!(!l.contenders("a/b").starts_with(&l.contenders("a")));
-        assert_eq!(
-            contender_key("p/k/", 0x694d_7a1b_2c3d, "ab12"),
-            "p/k/694d7a1b2c3d-ab12"
-        );
+        assert_eq!(contender_key("p/k/", 0x694d_7a1b_2c3d), "p/k/694d7a1b2c3d");
     }
 
     #[test]
     fn contender_keys_map_back_to_lock_keys() {
         let l = Layout::new("fencelock").unwrap();
         for key in ["a", "a/b", "100%", "%2F", "x:y"] {
-            let ck = contender_key(&l.contenders(key), 0x1f, "ab");
+            let ck = contender_key(&l.contenders(key), 0x1f);
             assert_eq!(l.key_of(&ck).as_deref(), Some(key));
         }
         assert_eq!(l.key_of("other/a/1f"), None);

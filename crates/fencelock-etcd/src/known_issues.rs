@@ -1,8 +1,6 @@
 //! etcd server versions with a known bug that bears on locks, and the
 //! warning a client logs when it connects to one.
 
-use crate::endpoints::Endpoints;
-
 /// Whether an etcd server of `version` (as its Status reply or
 /// `etcd --version` gives it, e.g. `3.4.23`) has etcd-io/etcd#15247: a
 /// leader that stalls (a slow disk, CPU starvation, SIGSTOP) for longer than
@@ -30,19 +28,18 @@ pub fn stale_leader_revokes_leases(version: &str) -> Option<bool> {
     })
 }
 
-/// Asks the cluster its version once and logs a warning when it has a known
-/// bug; errors (an old server, no permission) are logged at debug level.
-pub(crate) async fn warn_if_affected(endpoints: &Endpoints) {
-    match endpoints.server_version().await {
-        Ok(v) if stale_leader_revokes_leases(&v) == Some(true) => tracing::warn!(
-            version = %v,
+/// Logs a warning when a cluster of `version` has a known bug.
+pub(crate) fn warn_if_affected(version: &str) {
+    if stale_leader_revokes_leases(version) == Some(true) {
+        tracing::warn!(
+            version = %version,
             "this etcd revokes live leases when a leader stalled past their TTL resumes \
              (etcd-io/etcd#15247, fixed in 3.4.31 and 3.5.13): a lock can then be granted to \
              another client a few ms before its holder's guard says lost; pass the fencing \
              token to the protected resource"
-        ),
-        Ok(v) => tracing::debug!(version = %v, "etcd server version"),
-        Err(e) => tracing::debug!(error = %e, "etcd server version unknown"),
+        );
+    } else {
+        tracing::debug!(version = %version, "etcd server version");
     }
 }
 

@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod acquire;
+mod client;
 mod config;
 mod endpoints;
 mod error;
@@ -9,14 +11,18 @@ mod grant;
 mod inspect;
 mod keys;
 mod known_issues;
+mod lease;
 mod lock;
-mod session;
+mod queue;
+mod url;
 mod watch;
 
+#[allow(deprecated)]
+pub use config::DEFAULT_LEASE_TTL;
 pub use config::{
-    EtcdLockBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL,
-    DEFAULT_REQUEST_TIMEOUT,
+    EtcdLockBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use etcd_client::{Certificate, Identity, TlsOptions};
+pub use inspect::{HolderInfo, LockInfo};
 pub use known_issues::stale_leader_revokes_leases;
-pub use lock::{EtcdLock, HolderInfo, LockInfo};
+pub use lock::EtcdLock;

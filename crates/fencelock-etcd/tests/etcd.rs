@@ -1,140 +1,16 @@
 //! Backend-specific tests against a real single-member etcd started here.
 //! Skipped (with a note) when the `etcd` binary is missing.
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::Duration;
+
+use common::{free_port, Etcd};
 
 use fencelock_core::{DistributedLock, ErrorKind, LockOptions};
 use fencelock_etcd::{EtcdLock, EtcdLockBuilder};
 use tokio::time::{sleep, timeout, Instant};
-
-struct Etcd {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    fn start() -> Option<Etcd> {
-        Self::cluster(1).map(|mut v| v.remove(0))
-    }
-
-    /// `n` members sharing one cluster; the first holds the temp dir.
-    fn cluster(n: usize) -> Option<Vec<Etcd>> {
-        if Command::new("etcd").arg("--version").output().is_err() {
-            panic!("etcd not installed: install the Debian package etcd-server (scripts/test does it); a missing server is a failure, not a skip");
-        }
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let initial = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("s{i}=http://127.0.0.1:{peer}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut members = Vec::new();
-        for (i, (port, peer)) in ports.iter().copied().enumerate() {
-            let dir = tempfile::tempdir_in("/dev/shm")
-                .or_else(|_| tempfile::tempdir())
-                .ok()?;
-            let log = std::fs::File::create(dir.path().join("etcd.log")).ok()?;
-            let child = Command::new("etcd")
-                .args(["--name", &format!("s{i}"), "--data-dir"])
-                .arg(dir.path().join("data"))
-                .args(["--listen-client-urls", &format!("http://127.0.0.1:{port}")])
-                .args([
-                    "--advertise-client-urls",
-                    &format!("http://127.0.0.1:{port}"),
-                ])
-                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args([
-                    "--initial-advertise-peer-urls",
-                    &format!("http://127.0.0.1:{peer}"),
-                ])
-                .args(["--initial-cluster", &initial])
-                .args([
-                    "--initial-cluster-state",
-                    "new",
-                    "--initial-cluster-token",
-                    &format!("t{}", ports[0].0),
-                ])
-                .args(["--logger", "zap", "--log-level", "warn"])
-                .args(["--heartbeat-interval=10", "--election-timeout=100"])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .ok()?;
-            members.push(Etcd {
-                child,
-                port,
-                _dir: dir,
-            });
-        }
-        for etcd in &members {
-            let t0 = std::time::Instant::now();
-            loop {
-                let ok = Command::new("etcdctl")
-                    .args([
-                        &format!("--endpoints={}", etcd.endpoint()),
-                        "--dial-timeout=1s",
-                        "--command-timeout=1s",
-                    ])
-                    .args(["endpoint", "health"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if ok {
-                    break;
-                }
-                assert!(
-                    t0.elapsed() < Duration::from_secs(20),
-                    "etcd did not become healthy"
-                );
-                std::thread::sleep(Duration::from_millis(30));
-            }
-        }
-        Some(members)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self, query: &str) -> String {
-        format!("etcd://{}{query}", self.endpoint())
-    }
-
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status();
-    }
-
-    fn etcdctl(&self) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new("etcdctl");
-        c.arg(format!("--endpoints={}", self.endpoint()));
-        c.kill_on_drop(true);
-        c
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn opts() -> LockOptions {
     LockOptions::new().with_ttl(Duration::from_secs(3))
@@ -142,7 +18,7 @@ fn opts() -> LockOptions {
 
 async fn client(e: &Etcd) -> EtcdLock {
     // A long poll, so a fast wake-up proves the watch did it.
-    EtcdLock::connect(&e.url("?lease_ttl=2s&poll=30s"))
+    EtcdLock::connect(&e.url("?poll_interval=30s"))
         .await
         .expect("connect")
 }
@@ -245,7 +121,13 @@ async fn revoked_lease_and_paused_server_make_the_guard_lost() {
     let lock = client(&e).await;
     // Revoked behind our back: lost at once (watch on the key's delete).
     let g = lock.acquire("revoke-me", &opts()).await.unwrap();
-    let lease = lock.lease_id().await.unwrap();
+    let lease = lock
+        .inspect("revoke-me")
+        .await
+        .unwrap()
+        .holder
+        .expect("held")
+        .lease;
     let st = e
         .etcdctl()
         .args(["lease", "revoke", &format!("{lease:x}")])
@@ -257,20 +139,22 @@ async fn revoked_lease_and_paused_server_make_the_guard_lost() {
         .await
         .expect("lost after revoke");
     assert_eq!(g.release().await.unwrap_err().kind(), ErrorKind::Lost);
-    // A new lease serves later acquires.
+    // Every grant has a lease of its own.
     let g = lock.acquire("paused", &opts()).await.unwrap();
-    assert_ne!(lock.lease_id().await.unwrap(), lease);
+    let other = lock.inspect("paused").await.unwrap().holder.expect("held");
+    assert_ne!(other.lease, lease);
 
-    // The server stops answering: lost no later than the lease deadline.
+    // The server stops answering: lost no later than the grant's deadline.
+    let ttl = opts().ttl();
     let deadline = g.deadline().unwrap();
-    assert!(deadline <= Instant::now() + lock.lease_ttl());
+    assert!(deadline <= Instant::now() + ttl);
     e.signal("-STOP");
     let t0 = Instant::now();
-    timeout(lock.lease_ttl() + Duration::from_millis(200), g.lost())
+    timeout(ttl + Duration::from_millis(200), g.lost())
         .await
         .expect("lost by the deadline");
     assert!(Instant::now() <= deadline + Duration::from_millis(50));
-    assert!(t0.elapsed() <= lock.lease_ttl() + Duration::from_millis(100));
+    assert!(t0.elapsed() <= ttl + Duration::from_millis(100));
     e.signal("-CONT");
     drop(g);
     // Back to normal once the server answers again.
@@ -350,7 +234,7 @@ async fn a_paused_member_does_not_stall_the_client() {
         .map(Etcd::endpoint)
         .collect::<Vec<_>>()
         .join(",");
-    let url = format!("etcd://{hosts}?lease_ttl=3s&timeout=500ms&poll=1s");
+    let url = format!("etcd://{hosts}?timeout=500ms&poll_interval=1s");
     let a = EtcdLock::connect(&url).await.unwrap();
     let b = EtcdLock::connect(&url).await.unwrap();
     let held = a.acquire("p", &opts()).await.unwrap();

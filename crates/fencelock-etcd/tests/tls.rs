@@ -152,15 +152,15 @@ async fn build_err(b: EtcdLockBuilder) -> Error {
 async fn etcds_with_a_private_ca_and_auth() {
     let pki = Pki::new();
     let etcd = TlsEtcd::start(&pki);
-    // poll=30s: only the watch (over the TLS connection) can wake the waiter in time.
+    // poll_interval=30s: only the watch (over the TLS connection) can wake the waiter in time.
     let url = etcd.url(
         "root:rootpw@",
-        &format!("/tlsapp?{}&lease_ttl=5s&poll=30s", ca_query(&pki.ca())),
+        &format!("/tlsapp?{}&poll_interval=30s", ca_query(&pki.ca())),
     );
     let lock = EtcdLock::connect(&url).await.expect("connect over TLS");
     // The setter form, with the PEM bytes.
     let pem = std::fs::read(pki.ca()).unwrap();
-    let other = EtcdLockBuilder::from_url(&etcd.url("root:rootpw@", "/tlsapp?poll=30s"))
+    let other = EtcdLockBuilder::from_url(&etcd.url("root:rootpw@", "/tlsapp?poll_interval=30s"))
         .unwrap()
         .with_ca_pem(pem)
         .build()
