@@ -46,7 +46,7 @@ fn built(feature: &str) -> bool {
 /// | `file:///dir`, or `file://` for a per-user default dir | advisory file locks on this host | always on |
 /// | `redis://[user[:pw]@]host[:port][/db]`, `rediss://…` | Redis | `redis` |
 /// | `redis+cluster://h:p,h:p,…`, `rediss+cluster://…` | Redis Cluster | `redis` |
-/// | `etcd://[user[:pw]@]h:p[,h:p…][/prefix][?lease_ttl=10s]`, `etcds://…` | etcd | `etcd` |
+/// | `etcd://[user[:pw]@]h:p[,h:p…][/prefix][?timeout=2s]`, `etcds://…` | etcd | `etcd` |
 /// | `zk://[user:pw@]h:p[,h:p…][/chroot][?session_timeout=10s]`, `zookeeper://…` | ZooKeeper | `zookeeper` |
 /// | `redis+sentinel://h:p,h:p,…/<master-name>[?wait_replicas=K]`, `rediss+sentinel://…` | Redis primary found and followed through Sentinel | `redis` |
 /// | `redlock://h:p,h:p,h:p,…`, `redlocks://…` | Redlock over independent Redis servers | `redis` |
