@@ -583,7 +583,7 @@ pub(crate) fn open(url: &str, tls: Option<&redis::TlsCertificates>) -> Result<re
     client.map_err(|e| {
         Error::invalid_config(format!(
             "{:?} is not a valid Redis URL",
-            crate::config::redact(url)
+            fencelock_core::raw::url::redact(url)
         ))
         .with_source(e)
     })
