@@ -15,9 +15,8 @@ use fencelock_core::raw::url::redact;
 use fencelock_core::{Error, Result};
 
 use crate::keys::{validate_prefix, DEFAULT_PREFIX};
-use crate::RedisLock;
 
-pub(crate) use target::{SentinelSpec, Target, WaitReplicas};
+pub(crate) use target::{host_port, SentinelSpec, Target, WaitReplicas};
 pub(crate) use tls::CaSource;
 pub(crate) use url::{check_node_url, duration_or_millis, Common, NodeParts};
 
@@ -39,7 +38,7 @@ pub const DEFAULT_HANDOFF_WINDOW: Duration = Duration::from_millis(200);
 /// Default bound on `WAIT` for [`RedisLockBuilder::with_wait_replicas`].
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Builds a [`RedisLock`]. Start from [`RedisLockBuilder::from_url`] (or
+/// Builds a [`RedisLock`](crate::RedisLock). Start from [`RedisLockBuilder::from_url`] (or
 /// [`RedisLockBuilder::from_cluster_nodes`]), adjust with the `with_*`
 /// setters, finish with [`build`](RedisLockBuilder::build).
 ///
@@ -370,19 +369,6 @@ impl RedisLockBuilder {
     /// `None` for redis-rs's defaults (webpki roots).
     pub(crate) fn tls_certs(&self) -> Result<Option<redis::TlsCertificates>> {
         self.tls_ca.as_ref().map(CaSource::load).transpose()
-    }
-
-    /// Connects, loads the scripts, and starts the background tasks (the
-    /// shared pub/sub subscriber connects lazily, on the first waiter).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
-    /// for a bad setting; [`ErrorKind::Connection`](fencelock_core::ErrorKind::Connection)
-    /// (or `Timeout`) when Redis cannot be reached within the connect timeout.
-    pub async fn build(self) -> Result<RedisLock> {
-        self.validate()?;
-        RedisLock::from_builder(self).await
     }
 }
 

@@ -14,6 +14,7 @@ use crate::config::{
 };
 use crate::keys::{validate_prefix, DEFAULT_PREFIX};
 
+#[cfg(doc)]
 use super::RedlockLock;
 
 /// Default bound on one request to one node (the acquire script, a
@@ -257,19 +258,6 @@ impl RedlockLockBuilder {
             .with_max_recheck_interval(self.max_recheck);
         b.tls_ca = self.tls_ca.clone();
         b
-    }
-
-    /// Connects to every node concurrently (a majority must answer within
-    /// the connect timeout) and loads the scripts on each.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
-    /// for a bad setting; [`ErrorKind::Connection`](fencelock_core::ErrorKind::Connection)
-    /// when fewer than a majority of the nodes can be reached.
-    pub async fn build(self) -> Result<RedlockLock> {
-        self.validate()?;
-        RedlockLock::from_builder(self).await
     }
 }
 
