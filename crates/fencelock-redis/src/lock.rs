@@ -300,6 +300,9 @@ impl RedisLockBuilder {
     /// reached within the connect timeout.
     pub async fn build(self) -> Result<RedisLock> {
         self.validate()?;
-        RedisLock::from_builder(self).await
+        // Boxed: callers' futures stay small and shallow (connecting nests
+        // several layers; a deep future type can overflow rustc's layout
+        // query depth in a large async main).
+        Box::pin(RedisLock::from_builder(self)).await
     }
 }

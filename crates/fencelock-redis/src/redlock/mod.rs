@@ -296,6 +296,7 @@ impl RedlockLockBuilder {
     /// can be reached.
     pub async fn build(self) -> Result<RedlockLock> {
         self.validate()?;
-        RedlockLock::from_builder(self).await
+        // Boxed, as `RedisLockBuilder::build`.
+        Box::pin(RedlockLock::from_builder(self)).await
     }
 }
