@@ -65,7 +65,7 @@ async fn redis_cmd(port: u16, cmd: &str, expect: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redlock_survives_a_minority_paused() {
     let f = Fixture::start("redlock").await.expect("5 redis-servers");
-    let url = format!("{}?node_timeout_ms=50", f.url());
+    let url = format!("{}?node_timeout=50ms", f.url());
     let a = fencelock::connect(&url).await.expect("client a");
     let b = fencelock::connect(&url).await.expect("client b");
     let k = key("minority");
@@ -329,7 +329,7 @@ async fn c_async_replica_failover_and_wait() {
     // WAIT 1: the same sequence; the grant is refused because the replica did not acknowledge it.
     let mut r = replicated().await;
     let url = format!(
-        "redis://127.0.0.1:{}?wait_replicas=1&wait_timeout_ms=300",
+        "redis://127.0.0.1:{}?wait_replicas=1&wait_timeout=300ms",
         r.primary_port
     );
     let a = RedisLock::connect(&url).await.expect("a");
@@ -401,7 +401,7 @@ async fn c_async_replica_failover_and_wait() {
     // at the first TTL while the holder's renewed deadline runs on.
     let mut r = replicated().await;
     let url = format!(
-        "redis://127.0.0.1:{}?wait_replicas=1&wait_timeout_ms=300",
+        "redis://127.0.0.1:{}?wait_replicas=1&wait_timeout=300ms",
         r.primary_port
     );
     let a = RedisLock::connect(&url).await.expect("a");

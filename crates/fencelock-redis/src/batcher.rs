@@ -26,6 +26,8 @@ struct Request {
 pub(crate) struct Batcher {
     tx: mpsc::UnboundedSender<Request>,
     response_timeout: Duration,
+    /// For naming the endpoint in errors.
+    conn: Conn,
 }
 
 impl Batcher {
@@ -38,10 +40,11 @@ impl Batcher {
         response_timeout: Duration,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(conn, rx, window, max.max(1), response_timeout));
+        tokio::spawn(run(conn.clone(), rx, window, max.max(1), response_timeout));
         Batcher {
             tx,
             response_timeout,
+            conn,
         }
     }
 
@@ -55,14 +58,23 @@ impl Batcher {
                 ttl_ms,
                 reply,
             })
-            .map_err(|_| Error::connection("the renewal task has stopped"))?;
+            .map_err(|_| {
+                Error::connection(format!(
+                    "renew on {}: the renewal task has stopped",
+                    self.conn.endpoint()
+                ))
+            })?;
         // The batch itself is bounded by the response timeout; this bound
         // adds the window and some slack.
         match tokio::time::timeout(self.response_timeout * 2, rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::connection("the renewal task dropped the request")),
+            Ok(Err(_)) => Err(Error::connection(format!(
+                "renew on {}: the renewal task dropped the request",
+                self.conn.endpoint()
+            ))),
             Err(_) => Err(Error::timeout(format!(
-                "renew: no answer within {:?}",
+                "renew on {}: no answer within {:?}",
+                self.conn.endpoint(),
                 self.response_timeout * 2
             ))),
         }
@@ -105,16 +117,18 @@ async fn run(
 
 async fn flush(conn: Conn, batch: Vec<Request>, limit: Duration) {
     tracing::trace!(renewals = batch.len(), "fencelock-redis renewal batch");
+    let at = conn.endpoint();
     if conn.is_cluster() {
         // A cluster pipeline must stay within one slot; keys of different
         // locks live in different slots. Send the calls concurrently
         // instead: the cluster client pipelines them per node.
         join_all(batch.into_iter().map(|r| {
             let mut conn = conn.clone();
+            let at = &at;
             async move {
                 let mut inv = RENEW.prepare_invoke();
                 inv.key(&r.lock_key).arg(&r.owner).arg(r.ttl_ms);
-                let result = bounded(limit, "renew", inv.invoke_async::<i64>(&mut conn))
+                let result = bounded(at, limit, "renew", inv.invoke_async::<i64>(&mut conn))
                     .await
                     .map(|n| n == 1);
                 let _ = r.reply.send(result);
@@ -124,11 +138,17 @@ async fn flush(conn: Conn, batch: Vec<Request>, limit: Duration) {
         return;
     }
     let mut conn = conn;
-    let mut results = bounded(limit, "renew", pipeline(&batch, &mut conn)).await;
+    let mut results = bounded(&at, limit, "renew", pipeline(&batch, &mut conn)).await;
     if needs_reload(&results) {
-        let reloaded = bounded(limit, "renew: SCRIPT LOAD", RENEW.load_async(&mut conn)).await;
+        let reloaded = bounded(
+            &at,
+            limit,
+            "renew: SCRIPT LOAD",
+            RENEW.load_async(&mut conn),
+        )
+        .await;
         results = match reloaded {
-            Ok(_) => bounded(limit, "renew", pipeline(&batch, &mut conn)).await,
+            Ok(_) => bounded(&at, limit, "renew", pipeline(&batch, &mut conn)).await,
             Err(e) => Err(e),
         };
     }
@@ -138,7 +158,7 @@ async fn flush(conn: Conn, batch: Vec<Request>, limit: Duration) {
             for r in batch {
                 let result = match results.next() {
                     Some(Ok(n)) => Ok(n == 1),
-                    Some(Err(e)) => Err(map_redis(e, "renew")),
+                    Some(Err(e)) => Err(map_redis(e, &at, "renew")),
                     None => Err(Error::backend(
                         "renew: the pipeline returned too few replies",
                     )),

@@ -6,16 +6,23 @@ use std::time::Duration;
 use fencelock_core::{Error, Result};
 use redis::{ErrorKind as RK, RedisError, ServerErrorKind as SK};
 
-/// Turns a redis-rs error into a fencelock error of the right kind, keeping
-/// the redis error as the source. `what` names the operation.
-pub(crate) fn map_redis(e: RedisError, what: &str) -> Error {
+/// Turns the redis-rs error of a call into a fencelock error of the right
+/// kind, keeping the redis error as the source. `endpoint` says who was
+/// asked (`Redis at host:port`, see `Conn::endpoint`), `what` names the
+/// operation; the message names both.
+pub(crate) fn map_redis(e: RedisError, endpoint: &str, what: &str) -> Error {
+    classify(e, &format!("{what} on {endpoint}"))
+}
+
+/// [`map_redis`] with the message's start given whole.
+fn classify(e: RedisError, context: &str) -> Error {
     let detail = match e.kind() {
         RK::Server(_) | RK::Extension => e.detail().map(str::to_string),
         _ => None,
     };
     let message = match &detail {
-        Some(d) => format!("{what}: {d}"),
-        None => what.to_string(),
+        Some(d) => format!("{context}: {d}"),
+        None => context.to_string(),
     };
     // The cluster client reports a failed AUTH on its initial connections as
     // an I/O error whose text carries the real kind.
@@ -27,13 +34,19 @@ pub(crate) fn map_redis(e: RedisError, what: &str) -> Error {
         ))
         .with_retryable(false)
     } else if e.is_timeout() {
-        Error::timeout(format!("{message}: Redis did not answer in time"))
-    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
-        Error::connection(message)
+        Error::timeout(format!("{message}: no answer in time"))
+    } else if e.is_connection_refusal() {
+        Error::connection(format!("{message}: connection refused"))
+    } else if e.is_connection_dropped() {
+        Error::connection(format!("{message}: the connection was dropped"))
+    } else if e.is_io_error() {
+        Error::connection(format!("{message}: the connection failed"))
     } else {
         match e.kind() {
             RK::InvalidClientConfig => Error::invalid_config(message),
-            RK::ClusterConnectionNotFound => Error::connection(message),
+            RK::ClusterConnectionNotFound => {
+                Error::connection(format!("{message}: no connection to the node"))
+            }
             RK::Server(SK::ClusterDown | SK::TryAgain | SK::MasterDown | SK::BusyLoading) => {
                 Error::backend(message).with_retryable(true)
             }
@@ -64,7 +77,7 @@ pub(crate) fn map_connect(e: RedisError, endpoint: &str) -> Error {
             RK::Server(_) | RK::Extension | RK::InvalidClientConfig
         )
     {
-        return map_redis(e, &what);
+        return classify(e, &what);
     }
     let err = if e.is_timeout() {
         Error::connection(format!("{what}: no answer in time"))
@@ -88,15 +101,16 @@ fn first_line(e: &RedisError) -> String {
 
 /// Runs a store call with a deadline: a call that does not finish within
 /// `limit` becomes [`ErrorKind::Timeout`](fencelock_core::ErrorKind::Timeout).
-pub(crate) async fn bounded<T, F>(limit: Duration, what: &str, fut: F) -> Result<T>
+/// Errors name `endpoint` and `what` as [`map_redis`] does.
+pub(crate) async fn bounded<T, F>(endpoint: &str, limit: Duration, what: &str, fut: F) -> Result<T>
 where
     F: Future<Output = Result<T, RedisError>>,
 {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(map_redis(e, what)),
+        Ok(Err(e)) => Err(map_redis(e, endpoint, what)),
         Err(_) => Err(Error::timeout(format!(
-            "{what}: Redis did not answer within {limit:?}"
+            "{what} on {endpoint}: no answer within {limit:?}"
         ))),
     }
 }
@@ -112,10 +126,17 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
             "refused",
         ));
-        assert_eq!(map_redis(io, "x").kind(), ErrorKind::Connection);
+        let e = map_redis(io, "Redis at 127.0.0.1:7", "acquire");
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        assert_eq!(
+            e.message(),
+            "acquire on Redis at 127.0.0.1:7: connection refused"
+        );
         let t = RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "t"));
-        assert_eq!(map_redis(t, "x").kind(), ErrorKind::Timeout);
+        let e = map_redis(t, "Redis at 127.0.0.1:7", "renew");
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.message().contains("127.0.0.1:7"), "{e}");
         let cfg = RedisError::from((RK::InvalidClientConfig, "bad"));
-        assert_eq!(map_redis(cfg, "x").kind(), ErrorKind::InvalidConfig);
+        assert_eq!(map_redis(cfg, "x", "y").kind(), ErrorKind::InvalidConfig);
     }
 }

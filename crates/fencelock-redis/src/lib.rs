@@ -3,13 +3,16 @@
 #![forbid(unsafe_code)]
 
 mod batcher;
+mod client;
 mod config;
 mod conn;
+mod dial;
 mod error;
 mod grant;
 mod inspect;
 mod keys;
 mod lock;
+mod pending;
 mod redlock;
 mod scripts;
 mod sentinel;
@@ -21,8 +24,9 @@ pub use config::{
     DEFAULT_RENEW_BATCH_MAX, DEFAULT_RENEW_BATCH_WINDOW, DEFAULT_RESPONSE_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
 };
+pub use inspect::LockInfo;
 pub use keys::DEFAULT_PREFIX;
-pub use lock::{LockInfo, RedisLock};
+pub use lock::RedisLock;
 pub use redlock::{RedlockLock, RedlockLockBuilder, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_JITTER};
 pub use unreplicated::{Unreplicated, UNREPLICATED_PATIENCE};
 

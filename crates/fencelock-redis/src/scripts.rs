@@ -37,3 +37,9 @@ pub(crate) static FORCE: LazyLock<Script> =
 pub(crate) fn all() -> [&'static Script; 5] {
     [&ACQUIRE, &RELEASE, &RENEW, &INSPECT, &RAISE]
 }
+
+/// A duration as whole milliseconds for a script argument (a TTL, a
+/// queue entry's life), at least 1.
+pub(crate) fn ttl_ms(ttl: std::time::Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}

@@ -6,10 +6,15 @@ use std::time::Duration;
 
 use fencelock_core::{Error, Result};
 
-use crate::config::{redact, CaSource, RedisLockBuilder, Target};
-use crate::keys::{validate_prefix, DEFAULT_PREFIX};
-use crate::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECHECK, DEFAULT_RESPONSE_TIMEOUT};
+use fencelock_core::raw::url::{redact, StoreUrl};
 
+use crate::config::{
+    check_node_url, duration_or_millis, CaSource, Common, NodeParts, RedisLockBuilder, Target,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECHECK, DEFAULT_RESPONSE_TIMEOUT,
+};
+use crate::keys::{validate_prefix, DEFAULT_PREFIX};
+
+#[cfg(doc)]
 use super::RedlockLock;
 
 /// Default bound on one request to one node (the acquire script, a
@@ -26,11 +31,15 @@ pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(30);
 ///
 /// URL: `redlock://[user[:password]@]host:port,host:port,…[/db]` (or
 /// `redlocks://…` for TLS): N independent Redis servers (not replicas of
-/// each other, not a Cluster), sharing one user name and password. Query
-/// parameters: `prefix`, `node_timeout_ms` (default 200), `connect_timeout_ms`
-/// (default 3000), `max_recheck_ms` (default 2000), and for `redlocks://`
-/// `ca_file` (as [`RedisLockBuilder::with_tls_ca_file`]); others pass
-/// through to redis-rs for every node.
+/// each other, not a Cluster), sharing one user name and password.
+/// Options: `prefix`, `node_timeout` (default `200ms`), `connect_timeout`
+/// (default `3s`), `timeout` (how long an acquire keeps asking while too
+/// few nodes answer, default `3s`), `max_recheck` (default `2s`), and for
+/// `redlocks://` `ca_file` (as [`RedisLockBuilder::with_tls_ca_file`]);
+/// `protocol` and a `#fragment` go to redis-rs for every node. Any other
+/// option is `InvalidConfig`; the old spellings `node_timeout_ms`,
+/// `connect_timeout_ms`, `response_timeout_ms` and `max_recheck_ms` (plain
+/// milliseconds) are still read, with a deprecation warning.
 ///
 /// `Debug` never prints a password.
 #[derive(Clone)]
@@ -66,64 +75,62 @@ impl RedlockLockBuilder {
     /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
     /// naming what is wrong. No network call is made.
     pub fn from_url(url: &str) -> Result<Self> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            Error::invalid_config(format!(
-                "{:?} is not a Redlock URL: expected redlock://host:port,host:port,host:port",
-                redact(url)
-            ))
-        })?;
-        let node_scheme = match scheme.to_ascii_lowercase().as_str() {
-            "redlock" => "redis",
-            "redlocks" => "rediss",
-            other => {
-                return Err(Error::invalid_config(format!(
-                    "unsupported scheme {other:?} in {:?}: expected redlock or redlocks",
-                    redact(url)
-                )))
-            }
+        let mut u = StoreUrl::parse(url, "Redlock", &["redlock", "redlocks"])?;
+        let node_scheme = if u.scheme == "redlocks" {
+            "rediss"
+        } else {
+            "redis"
         };
-        // Our own query parameters; the rest goes to every node's URL.
-        let (before_query, query) = match rest.split_once('?') {
-            Some((b, q)) => (b, q),
-            None => (rest, ""),
-        };
-        let mut passthrough = Vec::new();
-        let mut node_timeout = None;
-        let mut max_recheck = None;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match name {
-                "node_timeout_ms" => node_timeout = Some(parse_ms(name, value)?),
-                "max_recheck_ms" => max_recheck = Some(parse_ms(name, value)?),
-                "wait_replicas" | "wait_timeout_ms" => {
-                    return Err(Error::invalid_config(format!(
-                        "{name} does not apply to Redlock: its nodes are independent servers"
-                    )))
-                }
-                _ => passthrough.push(pair),
+        let common = Common::read(&mut u.options, &u.scheme)?;
+        let o = &mut u.options;
+        let node_timeout = duration_or_millis(o, "node_timeout", "node_timeout_ms")?;
+        let max_recheck = duration_or_millis(o, "max_recheck", "max_recheck_ms")?;
+        for (name, why) in [
+            (
+                "wait_replicas",
+                "its nodes are independent servers, not replicas",
+            ),
+            (
+                "wait_timeout",
+                "its nodes are independent servers, not replicas",
+            ),
+            (
+                "wait_timeout_ms",
+                "its nodes are independent servers, not replicas",
+            ),
+            ("handoff_window", "its waiters do not queue"),
+            ("handoff_window_ms", "its waiters do not queue"),
+        ] {
+            if o.has(name) {
+                return Err(o.error(name, format!("does not apply to Redlock: {why}")));
             }
         }
-        let query = if passthrough.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", passthrough.join("&"))
-        };
-        // The node list, user info, db and the shared parameters are parsed
-        // exactly as for a Cluster's seed nodes.
-        let as_cluster = format!("{node_scheme}+cluster://{before_query}{query}");
-        let parsed = RedisLockBuilder::from_url(&as_cluster)
-            .map_err(|e| Error::invalid_config(format!("{:?}: {}", redact(url), e.message())))?;
-        let Target::Cluster(nodes) = parsed.target else {
-            return Err(Error::invalid_config(format!(
-                "{:?} names no nodes",
-                redact(url)
-            )));
-        };
-        let mut b = Self::with_nodes(nodes)
-            .with_prefix(parsed.prefix)
-            .with_connect_timeout(parsed.connect_timeout);
-        b.budget = parsed.response_timeout;
-        b.tls_ca = parsed.tls_ca;
+        let parts = NodeParts::take(&mut u, node_scheme);
+        let StoreUrl {
+            hosts,
+            path,
+            options,
+            ..
+        } = u;
+        options.finish()?;
+        let nodes: Vec<String> = hosts
+            .iter()
+            .map(|h| parts.url(h, path.as_deref()))
+            .collect();
+        for node in &nodes {
+            check_node_url(node)?;
+        }
+        let mut b = Self::with_nodes(nodes);
+        if let Some(p) = common.prefix {
+            b.prefix = p;
+        }
+        if let Some(t) = common.connect_timeout {
+            b.connect_timeout = t;
+        }
+        if let Some(t) = common.timeout {
+            b.budget = t;
+        }
+        b.tls_ca = common.ca_file.map(CaSource::File);
         if let Some(t) = node_timeout {
             b = b.with_node_timeout(t);
         }
@@ -252,19 +259,6 @@ impl RedlockLockBuilder {
         b.tls_ca = self.tls_ca.clone();
         b
     }
-
-    /// Connects to every node concurrently (a majority must answer within
-    /// the connect timeout) and loads the scripts on each.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`](fencelock_core::ErrorKind::InvalidConfig)
-    /// for a bad setting; [`ErrorKind::Connection`](fencelock_core::ErrorKind::Connection)
-    /// when fewer than a majority of the nodes can be reached.
-    pub async fn build(self) -> Result<RedlockLock> {
-        self.validate()?;
-        RedlockLock::from_builder(self).await
-    }
 }
 
 impl fmt::Debug for RedlockLockBuilder {
@@ -284,17 +278,6 @@ impl fmt::Debug for RedlockLockBuilder {
     }
 }
 
-fn parse_ms(name: &str, value: &str) -> Result<Duration> {
-    value
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| {
-            Error::invalid_config(format!(
-                "URL parameter {name}={value:?} is not a whole number of milliseconds"
-            ))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,7 +286,7 @@ mod tests {
     #[test]
     fn urls_parse_into_nodes() {
         let b = RedlockLockBuilder::from_url(
-            "redlock://u:pw@127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/2?prefix=app&node_timeout_ms=50",
+            "redlock://u:pw@127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/2?prefix=app&node_timeout=50ms",
         )
         .unwrap();
         assert_eq!(
@@ -328,7 +311,10 @@ mod tests {
             "redlock://",
             "redlock://a:1,,b:2",
             "redlock://a:1?node_timeout_ms=x",
+            "redlock://a:1?node_timeout=x",
             "redlock://a:1?wait_replicas=1",
+            "redlock://a:1?handoff_window=0",
+            "redlock://a:1?ca_file=/ca.pem",
             "redlock://a:x",
         ] {
             let e = RedlockLockBuilder::from_url(url).unwrap_err();
@@ -339,5 +325,53 @@ mod tests {
             .unwrap()
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn the_vocabulary_and_its_old_spellings() {
+        let b = RedlockLockBuilder::from_url(
+            "redlocks://h:1,h:2,h:3?prefix=p&connect_timeout=1s&timeout=2s&node_timeout=30ms\
+             &max_recheck=500ms&ca_file=/ca.pem&protocol=resp3",
+        )
+        .unwrap();
+        assert_eq!(b.nodes[0], "rediss://h:1?protocol=resp3");
+        assert_eq!(b.prefix, "p");
+        assert_eq!(b.connect_timeout, Duration::from_secs(1));
+        assert_eq!(b.budget, Duration::from_secs(2));
+        assert_eq!(b.node_timeout, Duration::from_millis(30));
+        assert_eq!(b.max_recheck, Duration::from_millis(500));
+        assert!(b.tls_ca.is_some());
+        let old = RedlockLockBuilder::from_url(
+            "redlock://h:1?connect_timeout_ms=1000&response_timeout_ms=2000&node_timeout_ms=30\
+             &max_recheck_ms=500",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                old.connect_timeout,
+                old.budget,
+                old.node_timeout,
+                old.max_recheck
+            ),
+            (b.connect_timeout, b.budget, b.node_timeout, b.max_recheck)
+        );
+        for url in [
+            "redlock://h:1?node_timeout=1s&node_timeout_ms=1000",
+            "redlock://h:1?max_recheck=1s&max_recheck_ms=1000",
+        ] {
+            let e = RedlockLockBuilder::from_url(url).unwrap_err();
+            assert!(e.to_string().contains("old spelling"), "{e}");
+        }
+        let e = RedlockLockBuilder::from_url("redlock://u:secret@h:1?node_timout=1s").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("unknown option \"node_timout\""), "{msg}");
+        assert!(
+            msg.contains(
+                "known options: ca_file, connect_timeout, max_recheck, node_timeout, prefix, \
+                 protocol, timeout"
+            ),
+            "{msg}"
+        );
+        assert!(!msg.contains("secret"), "{msg}");
     }
 }

@@ -9,10 +9,10 @@ use fencelock_core::grant::GrantOps;
 use fencelock_core::{Error, ErrorKind, Result};
 use futures_util::future::join_all;
 
-use crate::grant::ttl_ms;
 use crate::keys::KeyNames;
+use crate::scripts::ttl_ms;
 
-use super::Shared;
+use super::shared::Shared;
 
 /// One Redlock grant.
 pub(crate) struct RedlockGrant {

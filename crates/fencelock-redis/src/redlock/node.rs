@@ -8,14 +8,19 @@ use std::time::Duration;
 use fencelock_core::{Error, Result};
 use tokio::time::Instant;
 
-use crate::config::RedisLockBuilder;
-use crate::RedisLock;
+use fencelock_core::raw::url::redact;
+
+use crate::config::{RedisLockBuilder, Target};
+use crate::dial::{endpoint, open};
+use crate::lock::RedisLock;
 
 /// How long after a failed connect a node is tried again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
 pub(crate) struct Node {
     pub(crate) index: usize,
+    /// `host:port`, for error messages.
+    endpoint: String,
     builder: RedisLockBuilder,
     state: Mutex<State>,
 }
@@ -29,11 +34,21 @@ struct State {
 
 impl Node {
     pub(crate) fn new(index: usize, builder: RedisLockBuilder) -> Arc<Self> {
+        let endpoint = match &builder.target {
+            Target::Single(url) => open(url, None).map_or_else(|_| redact(url), |c| endpoint(&c)),
+            other => format!("{other:?}"),
+        };
         Arc::new(Node {
             index,
+            endpoint,
             builder,
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// The node's `host:port`.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -57,8 +72,8 @@ impl Node {
             });
         }
         Err(Error::connection(format!(
-            "Redlock node {} is not connected",
-            self.index
+            "Redlock node {} (Redis at {}) is not connected",
+            self.index, self.endpoint
         )))
     }
 

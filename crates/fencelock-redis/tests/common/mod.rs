@@ -59,7 +59,9 @@ impl Server {
     fn wait_ready(&self) {
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
-            if cli(self.port, &["ping"]).trim() == "PONG" {
+            // A server with requirepass answers NOAUTH: it is up too.
+            let reply = cli(self.port, &["ping"]);
+            if reply.trim() == "PONG" || reply.contains("NOAUTH") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -67,7 +69,30 @@ impl Server {
         panic!("redis-server on port {} did not start", self.port);
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} of redis-server on port {}", self.port);
+    }
+
     pub fn stop(&mut self) {
+        // A paused server would not handle the TERM.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }

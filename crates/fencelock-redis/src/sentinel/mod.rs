@@ -16,15 +16,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use fencelock_core::{Error, Result};
+use fencelock_core::Result;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use tokio::time::{timeout, Instant};
 
-use crate::config::SentinelSpec;
-use crate::error::map_redis;
-use crate::lock::{manager, open};
+mod ask;
+
+use crate::config::{host_port, SentinelSpec};
+use crate::dial::{manager, open};
+use ask::{ask_primary, ask_replicas};
 
 /// The least time between two look-ups triggered by errors.
 const MIN_REFRESH: Duration = Duration::from_millis(100);
@@ -111,6 +113,23 @@ impl SentinelConn {
             .unwrap_or_else(PoisonError::into_inner)
             .conn
             .clone()
+    }
+
+    /// The primary calls go to now, for error messages: `Redis at
+    /// host:port (the primary of "name")`.
+    pub(crate) fn endpoint(&self) -> String {
+        let addr = self
+            .shared
+            .primary
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .addr
+            .clone();
+        format!(
+            "Redis at {} (the primary of {:?})",
+            host_port(&addr.0, addr.1),
+            self.shared.spec.master
+        )
     }
 
     /// Looks the primary up again in a task of its own, so that a caller's
@@ -229,115 +248,6 @@ impl ConnectionLike for SentinelConn {
 
     fn get_db(&self) -> i64 {
         self.primary().get_db()
-    }
-}
-
-/// Asks the Sentinels in turn, from `start`, for the primary's address.
-/// Returns it with the index of the Sentinel that answered.
-async fn ask_primary(
-    sentinels: &[redis::Client],
-    master: &str,
-    start: usize,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-) -> Result<((String, u16), usize)> {
-    let mut last: Option<Error> = None;
-    let mut unknown = 0;
-    for step in 0..sentinels.len() {
-        let i = (start + step) % sentinels.len();
-        let reply: Result<Option<(String, String)>> = async {
-            let mut c = sentinel_conn(&sentinels[i], connect_timeout).await?;
-            let cmd = redis::cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
-                .arg(master)
-                .clone();
-            match timeout(response_timeout, cmd.query_async(&mut c)).await {
-                Ok(r) => r.map_err(|e| map_redis(e, "SENTINEL get-master-addr-by-name")),
-                Err(_) => Err(Error::timeout(format!(
-                    "SENTINEL get-master-addr-by-name: no answer within {response_timeout:?}"
-                ))),
-            }
-        }
-        .await;
-        match reply {
-            Ok(Some((host, port))) => match port.parse::<u16>() {
-                Ok(port) => return Ok(((host, port), i)),
-                Err(_) => {
-                    last = Some(Error::backend(format!(
-                        "Sentinel {i} named the primary at port {port:?}"
-                    )));
-                }
-            },
-            Ok(None) => unknown += 1,
-            Err(e) => last = Some(e),
-        }
-    }
-    if unknown > 0 && last.is_none() {
-        return Err(Error::invalid_config(format!(
-            "no Sentinel monitors a master named {master:?}"
-        )));
-    }
-    Err(match last {
-        Some(e) => Error::connection(format!(
-            "no Sentinel of {} named the primary of {master:?}: {e}",
-            sentinels.len()
-        ))
-        .with_source(e),
-        None => Error::invalid_config("no Sentinel given"),
-    })
-}
-
-/// The replicas the first answering Sentinel knows and considers up
-/// (best effort: an empty list on any failure).
-async fn ask_replicas(
-    sentinels: &[redis::Client],
-    master: &str,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-) -> Vec<(String, u16)> {
-    for s in sentinels {
-        let Ok(mut c) = sentinel_conn(s, connect_timeout).await else {
-            continue;
-        };
-        let cmd = redis::cmd("SENTINEL").arg("replicas").arg(master).clone();
-        let Ok(Ok(list)) = timeout(
-            response_timeout,
-            cmd.query_async::<Vec<Vec<String>>>(&mut c),
-        )
-        .await
-        else {
-            continue;
-        };
-        return list
-            .iter()
-            .filter_map(|fields| {
-                let get = |name: &str| {
-                    fields
-                        .chunks(2)
-                        .find(|kv| kv.first().is_some_and(|k| k == name))
-                        .and_then(|kv| kv.get(1).cloned())
-                };
-                let flags = get("flags").unwrap_or_default();
-                if flags.contains("down") || flags.contains("disconnected") {
-                    return None;
-                }
-                Some((get("ip")?, get("port")?.parse().ok()?))
-            })
-            .collect();
-    }
-    Vec::new()
-}
-
-async fn sentinel_conn(
-    client: &redis::Client,
-    connect_timeout: Duration,
-) -> Result<redis::aio::MultiplexedConnection> {
-    match timeout(connect_timeout, client.get_multiplexed_async_connection()).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(Error::connection("cannot connect to a Sentinel").with_source(e)),
-        Err(_) => Err(Error::connection(format!(
-            "cannot connect to a Sentinel within {connect_timeout:?}"
-        ))),
     }
 }
 
