@@ -26,6 +26,7 @@ use futures_util::future::BoxFuture;
 pub struct Cleanup<S: Send + 'static> {
     state: Option<S>,
     run: fn(S) -> BoxFuture<'static, ()>,
+    idle: fn(&S) -> bool,
 }
 
 impl<S: Send + 'static> Cleanup<S> {
@@ -34,7 +35,17 @@ impl<S: Send + 'static> Cleanup<S> {
         Cleanup {
             state: Some(state),
             run,
+            idle: |_| false,
         }
+    }
+
+    /// Skips the cleanup (spawns nothing) when `idle` says the state
+    /// holds nothing to give back at drop time (an acquire between
+    /// attempts).
+    #[must_use]
+    pub fn unless(mut self, idle: fn(&S) -> bool) -> Self {
+        self.idle = idle;
+        self
     }
 
     /// The state.
@@ -79,6 +90,9 @@ impl<S: Send + 'static> Drop for Cleanup<S> {
         let Some(state) = self.state.take() else {
             return;
         };
+        if (self.idle)(&state) {
+            return;
+        }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn((self.run)(state));
         }
@@ -119,6 +133,13 @@ mod tests {
         counting(&n).run_now().await;
         tokio::task::yield_now().await;
         assert_eq!(n.load(Ordering::SeqCst), 2);
+        drop(counting(&n).unless(|_| true));
+        tokio::task::yield_now().await;
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            2,
+            "an idle cleanup spawns nothing"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
 use etcd_client::LeaseGrantOptions;
+use fencelock_core::raw::Cleanup;
 use fencelock_core::{Error, OwnerId, Result};
 use tokio::time::{sleep, Instant};
 
@@ -199,7 +200,10 @@ async fn revoke(endpoints: &Endpoints, id: i64) -> Result<bool> {
 /// The lease of an acquire in progress: revoked on every path that does
 /// not end in a grant. Dropped while armed (an acquire cancelled, or a
 /// revoke that failed), it revokes in a background task.
-pub(crate) struct Pending {
+pub(crate) struct Pending(Cleanup<LeaseAttempt>);
+
+/// The lease a [`Pending`] revokes.
+pub(crate) struct LeaseAttempt {
     endpoints: Arc<Endpoints>,
     id: i64,
     ttl: Duration,
@@ -212,68 +216,67 @@ pub(crate) struct Pending {
 impl Pending {
     /// Armed for lease `id`, before its grant is sent.
     pub(crate) fn new(endpoints: &Arc<Endpoints>, id: i64, ttl: Duration) -> Self {
-        Pending {
+        let lease = LeaseAttempt {
             endpoints: Arc::clone(endpoints),
             id,
             ttl,
             answered: false,
             armed: true,
-        }
+        };
+        Pending(Cleanup::armed(lease, |l| Box::pin(revoke_later(l))).unless(|l| !l.armed))
     }
 
     /// etcd answered the grant.
     pub(crate) fn answered(&mut self) {
-        self.answered = true;
+        self.0.state_mut().answered = true;
     }
 
     /// The lease is a grant's now, or not ours to revoke.
     pub(crate) fn disarm(&mut self) {
-        self.armed = false;
+        self.0.state_mut().armed = false;
     }
 
     /// Revokes the lease now (an acquire that gives up). Stays armed until
     /// etcd answered, so a failure is retried in the background.
     pub(crate) async fn cancel(mut self) -> Result<()> {
-        let done = revoke(&self.endpoints, self.id).await;
-        self.armed = match done {
+        let lease = self.0.state_mut();
+        let done = revoke(&lease.endpoints, lease.id).await;
+        lease.armed = match done {
             Ok(true) => false,
-            Ok(false) => !self.answered,
+            Ok(false) => !lease.answered,
             Err(_) => true,
         };
         done.map(|_| ())
     }
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return; // the lease expires at its TTL
-        };
-        let (endpoints, id, answered) = (Arc::clone(&self.endpoints), self.id, self.answered);
-        let give_up = Instant::now() + self.ttl + Duration::from_secs(1);
-        rt.spawn(async move {
-            // A grant whose answer was never seen may reach etcd after a
-            // revoke that found nothing: look a few more times.
-            let mut unseen = if answered { 0 } else { 3 };
-            let mut pause = Duration::from_millis(100);
-            loop {
-                match revoke(&endpoints, id).await {
-                    Ok(true) => return,
-                    Ok(false) if unseen == 0 => return,
-                    Ok(false) => unseen -= 1,
-                    Err(e) => {
-                        tracing::debug!(lease = format_args!("{id:x}"), error = %e, "lease revoke failed; retrying")
-                    }
-                }
-                if Instant::now() + pause >= give_up {
-                    return; // the lease has expired by itself by then
-                }
-                sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
+/// The background revoke of a lease an acquire left.
+async fn revoke_later(lease: LeaseAttempt) {
+    let LeaseAttempt {
+        endpoints,
+        id,
+        ttl,
+        answered,
+        ..
+    } = lease;
+    let give_up = Instant::now() + ttl + Duration::from_secs(1);
+    // A grant whose answer was never seen may reach etcd after a revoke
+    // that found nothing: look a few more times.
+    let mut unseen = if answered { 0 } else { 3 };
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match revoke(&endpoints, id).await {
+            Ok(true) => return,
+            Ok(false) if unseen == 0 => return,
+            Ok(false) => unseen -= 1,
+            Err(e) => {
+                tracing::debug!(lease = format_args!("{id:x}"), error = %e, "lease revoke failed; retrying")
             }
-        });
+        }
+        if Instant::now() + pause >= give_up {
+            return; // the lease has expired by itself by then
+        }
+        sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }

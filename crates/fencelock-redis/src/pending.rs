@@ -1,8 +1,11 @@
 //! The drop guard of one acquire: what an abandoned or failed acquire
-//! leaves on the server is undone in the background.
+//! leaves on the server is undone in the background (core's
+//! [`Cleanup`](fencelock_core::raw::Cleanup)).
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use fencelock_core::raw::Cleanup;
 use fencelock_core::OwnerId;
 
 use crate::client::{Client, Waiter};
@@ -13,7 +16,10 @@ use crate::keys::KeyNames;
 /// attempt), and its place in the key's queue of waiters (once `queued`).
 /// Dropped with either, it undoes both with one release script call, in the
 /// background; a queued waiter that leaves passes a wake-up on.
-pub(crate) struct Pending {
+pub(crate) struct Pending(Cleanup<Attempt>);
+
+/// The state [`Pending`] gives back.
+pub(crate) struct Attempt {
     inner: Arc<Client>,
     names: KeyNames,
     pub(crate) owner: Option<String>,
@@ -26,7 +32,7 @@ impl Pending {
     /// The drop guard of one acquire on `names`; `waiting` gives it a
     /// waiter id (an `acquire`, which may queue).
     pub(crate) fn new(inner: &Arc<Client>, names: &KeyNames, waiting: bool) -> Pending {
-        Pending {
+        let attempt = Attempt {
             inner: Arc::clone(inner),
             names: names.clone(),
             owner: None,
@@ -36,9 +42,28 @@ impl Pending {
                 String::new()
             },
             queued: false,
-        }
+        };
+        Pending(
+            Cleanup::armed(attempt, |a| Box::pin(give_back(a)))
+                .unless(|a| a.owner.is_none() && !a.queued),
+        )
     }
+}
 
+impl Deref for Pending {
+    type Target = Attempt;
+    fn deref(&self) -> &Attempt {
+        self.0.state()
+    }
+}
+
+impl DerefMut for Pending {
+    fn deref_mut(&mut self) -> &mut Attempt {
+        self.0.state_mut()
+    }
+}
+
+impl Attempt {
     /// The waiter id the acquire script queues, if any.
     pub(crate) fn waiter_id(&self) -> &str {
         &self.waiter
@@ -56,26 +81,11 @@ impl Pending {
     }
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if self.owner.is_none() && !self.queued {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let inner = Arc::clone(&self.inner);
-        let names = self.names.clone();
-        let owner = self.owner.take().unwrap_or_default();
-        let waiter = if self.queued {
-            std::mem::take(&mut self.waiter)
-        } else {
-            String::new()
-        };
-        rt.spawn(async move {
-            if let Err(e) = inner.release_script(&names, &owner, &waiter).await {
-                tracing::debug!(error = %e, "cleanup of an abandoned acquire failed; the TTL frees the lock and the queue entry lapses");
-            }
-        });
+/// Undoes what the attempt left: its grant, its place in the queue.
+async fn give_back(a: Attempt) {
+    let owner = a.owner.unwrap_or_default();
+    let waiter = if a.queued { a.waiter } else { String::new() };
+    if let Err(e) = a.inner.release_script(&a.names, &owner, &waiter).await {
+        tracing::debug!(error = %e, "cleanup of an abandoned acquire failed; the TTL frees the lock and the queue entry lapses");
     }
 }

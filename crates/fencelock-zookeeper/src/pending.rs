@@ -40,6 +40,7 @@ pub(crate) fn pending(session: Arc<Session>, parent: String, owner: OwnerId) -> 
         },
         |node| Box::pin(give_back(node)),
     )
+    .unless(|node| !node.armed || !node.session.alive())
 }
 
 /// Deletes the node now; leaves the background delete armed on failure.

@@ -140,7 +140,7 @@ impl RedlockLock {
     }
 
     fn cleanup(&self, names: &KeyNames, owner: &str) -> Cleanup {
-        Cleanup::new(&self.shared, names, owner)
+        shared::cleanup(&self.shared, names, owner)
     }
 
     fn guard(
@@ -170,9 +170,9 @@ impl DistributedLock for RedlockLock {
         let names = self.names(key);
         let owner = OwnerId::random();
         let simple = owner.simple();
-        let mut cleanup = self.cleanup(&names, &simple);
+        let cleanup = self.cleanup(&names, &simple);
         let step = self.shared.attempt(key, &names, &simple, opts).await;
-        cleanup.armed = false;
+        cleanup.disarm();
         match step? {
             Step::Granted { token, sent_at } => {
                 Ok(Some(self.guard(key, names, owner, token, sent_at, opts)?))
@@ -196,9 +196,9 @@ impl DistributedLock for RedlockLock {
                 is.iter_mut().for_each(Interest::mark_seen);
             }
             let simple = owner.simple();
-            let mut cleanup = self.cleanup(&names, &simple);
+            let cleanup = self.cleanup(&names, &simple);
             let step = self.shared.attempt(key, &names, &simple, opts).await;
-            cleanup.armed = false;
+            cleanup.disarm();
             let now = Instant::now();
             let (pttl, pause) = match step {
                 Ok(Step::Granted { token, sent_at }) => {

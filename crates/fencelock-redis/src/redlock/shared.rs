@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fencelock_core::Result;
+use fencelock_core::{raw, Result};
 use futures_util::future::join_all;
 use rand::Rng;
 use tokio::time::sleep;
@@ -69,30 +69,9 @@ impl Shared {
         if nodes.is_empty() {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let shared = Arc::clone(self);
-        rt.spawn(async move {
-            // A request that timed out may still run on its node later (it
-            // sat in a socket buffer of a stalled server): ask again a little
-            // later too. The owner id is this attempt's alone, so a late
-            // compare-and-delete never hits a later grant.
-            for delay in GIVE_BACK_RETRIES {
-                sleep(delay).await;
-                join_all(nodes.iter().map(|&i| {
-                    let (shared, names, owner) = (&shared, &names, &owner);
-                    async move {
-                        if let Some(lock) = shared.nodes[i].connected() {
-                            if let Err(e) = lock.inner.release(names, owner).await {
-                                tracing::debug!(node = i, error = %e, "Redlock give-back failed; the TTL frees it");
-                            }
-                        }
-                    }
-                }))
-                .await;
-            }
-        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(give_back(Arc::clone(self), names, owner, nodes));
+        }
     }
 
     pub(crate) fn recheck_after(&self, pttl: i64) -> Duration {
@@ -112,34 +91,50 @@ impl Shared {
     }
 }
 
-/// Gives back whatever an attempt may have taken when the acquire future
-/// is dropped (or fails) before the grant reached a guard.
-pub(crate) struct Cleanup {
+/// Gives back `owner`'s attempt on `nodes`. A request that timed out may
+/// still run on its node later (it sat in a socket buffer of a stalled
+/// server): it asks again a little later too. The owner id is this
+/// attempt's alone, so a late compare-and-delete never hits a later grant.
+async fn give_back(shared: Arc<Shared>, names: KeyNames, owner: String, nodes: Vec<usize>) {
+    for delay in GIVE_BACK_RETRIES {
+        sleep(delay).await;
+        join_all(nodes.iter().map(|&i| {
+            let (shared, names, owner) = (&shared, &names, &owner);
+            async move {
+                if let Some(lock) = shared.nodes[i].connected() {
+                    if let Err(e) = lock.inner.release(names, owner).await {
+                        tracing::debug!(node = i, error = %e, "Redlock give-back failed; the TTL frees it");
+                    }
+                }
+            }
+        }))
+        .await;
+    }
+}
+
+/// What an attempt may have taken on every node, given back when the
+/// acquire future is dropped (or fails) before the grant reached a guard
+/// (core's [`raw::Cleanup`]).
+pub(crate) type Cleanup = raw::Cleanup<Attempt>;
+
+/// One attempt's owner id on one key.
+pub(crate) struct Attempt {
     shared: Arc<Shared>,
     names: KeyNames,
     owner: String,
-    pub(crate) armed: bool,
 }
 
-impl Cleanup {
-    /// Armed: dropping it gives back `owner`'s attempt on every node.
-    pub(crate) fn new(shared: &Arc<Shared>, names: &KeyNames, owner: &str) -> Cleanup {
-        Cleanup {
+/// Armed: dropping it gives back `owner`'s attempt on every node.
+pub(crate) fn cleanup(shared: &Arc<Shared>, names: &KeyNames, owner: &str) -> Cleanup {
+    raw::Cleanup::armed(
+        Attempt {
             shared: Arc::clone(shared),
             names: names.clone(),
             owner: owner.to_string(),
-            armed: true,
-        }
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let all = (0..self.shared.nodes.len()).collect();
-        self.shared
-            .release_in_background(self.names.clone(), std::mem::take(&mut self.owner), all);
-    }
+        },
+        |a| {
+            let all = (0..a.shared.nodes.len()).collect();
+            Box::pin(give_back(a.shared, a.names, a.owner, all))
+        },
+    )
 }
