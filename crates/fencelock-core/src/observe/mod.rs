@@ -31,6 +31,3 @@ mod instrumented;
 pub(crate) mod record;
 
 pub use instrumented::Instrumented;
-
-#[cfg(test)]
-mod tests;
