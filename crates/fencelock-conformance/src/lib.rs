@@ -20,6 +20,7 @@
 pub mod cases;
 pub mod contender;
 mod harness;
+mod leases;
 pub mod marker;
 pub mod proxy;
 mod registry;
@@ -27,7 +28,8 @@ pub mod runner;
 mod target;
 
 pub use harness::Harness;
-pub use registry::{registered, Case, ALL};
+pub use leases::Leases;
+pub use registry::{registered, Case, LeftOut, Registered, ALL};
 pub use target::{note, steady, Target};
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), comparable across processes on

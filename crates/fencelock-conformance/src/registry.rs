@@ -9,7 +9,8 @@ use crate::{cases, Harness, Target};
 pub struct Case {
     /// Its name (`exclusion`).
     pub name: &'static str,
-    /// The primitive it checks (`lock`).
+    /// The primitive it checks (`lock`), or `lease` for a case of lease
+    /// behaviour, run for every primitive the backend supports.
     pub primitive: &'static str,
     run: for<'a> fn(&'a Target) -> LocalBoxFuture<'a, ()>,
     /// `Some(reason)` when the case does not apply.
@@ -94,15 +95,15 @@ pub static ALL: &[Case] = &[
     case!(exclusion, "lock", always),
     case!(cross_process, "lock", across_processes),
     case!(busy, "lock", always),
-    case!(no_foreign_release, "lock", cut_off),
-    case!(abandonment, "lock", holder_can_die),
-    case!(lost_signal, "lock", cut_off),
-    case!(lost_signal_paused, "lock", one_server),
-    case!(renewal, "lock", always),
-    case!(ttl_without_renewal, "lock", always),
-    case!(hold_cap, "lock", always),
-    case!(drop_frees, "lock", always),
-    case!(cancellation, "lock", always),
+    case!(no_foreign_release, "lease", cut_off),
+    case!(abandonment, "lease", holder_can_die),
+    case!(lost_signal, "lease", cut_off),
+    case!(lost_signal_paused, "lease", one_server),
+    case!(renewal, "lease", always),
+    case!(ttl_without_renewal, "lease", always),
+    case!(hold_cap, "lease", always),
+    case!(drop_frees, "lease", always),
+    case!(cancellation, "lease", always),
     case!(wakeup, "lock", always),
     case!(fairness, "lock", always),
     case!(hostile_keys, "lock", always),
@@ -110,18 +111,35 @@ pub static ALL: &[Case] = &[
     case!(store_paused, "lock", pausable),
 ];
 
-/// The cases that apply to a backend with `caps` behind `harness`, and the
-/// ones left out with the reason.
-pub fn registered(
-    caps: &Capabilities,
-    harness: &dyn Harness,
-) -> (Vec<&'static Case>, Vec<(&'static Case, &'static str)>) {
+/// A case registered for a primitive.
+pub type Registered = (&'static Case, &'static str);
+
+/// A case left out, with the reason.
+pub type LeftOut = (&'static Case, &'static str);
+
+/// The cases that apply to a backend with `caps` behind `harness`, each
+/// with the primitive it runs for (a lease case once per primitive the
+/// backend supports), and the ones left out with the reason.
+pub fn registered(caps: &Capabilities, harness: &dyn Harness) -> (Vec<Registered>, Vec<LeftOut>) {
+    let primitives = crate::leases::supported(caps);
     let mut run = Vec::new();
     let mut left_out = Vec::new();
     for case in ALL {
+        let applies_to: Vec<&'static str> = if case.primitive == "lease" {
+            primitives.clone()
+        } else {
+            primitives
+                .iter()
+                .copied()
+                .filter(|p| *p == case.primitive)
+                .collect()
+        };
         match case.excluded(caps, harness) {
-            None => run.push(case),
             Some(why) => left_out.push((case, why)),
+            None if applies_to.is_empty() => {
+                left_out.push((case, "the backend does not support the primitive"));
+            }
+            None => run.extend(applies_to.into_iter().map(|p| (case, p))),
         }
     }
     (run, left_out)

@@ -129,14 +129,20 @@ pub fn main(backends: Vec<Backend>) -> ! {
                 Trial::test(format!("{prefix}{}", case.name), || Ok(())).with_ignored_flag(true),
             );
         }
-        for case in run {
+        for (case, primitive) in run {
             let start = Arc::clone(&backend.start);
-            trials.push(Trial::test(format!("{prefix}{}", case.name), move || {
+            // The lock's cases keep their names; another primitive's cases
+            // read `conformance::<module>::<primitive>::<case>`.
+            let name = match primitive {
+                "lock" => format!("{prefix}{}", case.name),
+                p => format!("{prefix}{p}::{}", case.name),
+            };
+            trials.push(Trial::test(name, move || {
                 runtime().block_on(async move {
                     let harness = start()
                         .await
                         .map_err(|e| Failed::from(format!("the store could not start: {e}")))?;
-                    let target = Target::new(harness);
+                    let target = Target::new(harness).for_primitive(primitive);
                     case.run(&target).await;
                     Ok(())
                 })

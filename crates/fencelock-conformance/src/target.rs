@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use fencelock_core::{Capabilities, DistributedLock, LockOptions};
 
+use crate::leases::{Leases, Locks};
 use crate::Harness;
 
 /// The backend under test, as every case sees it.
 pub struct Target {
     harness: Box<dyn Harness>,
     prefix: String,
+    primitive: &'static str,
 }
 
 impl std::fmt::Debug for Target {
@@ -30,6 +32,42 @@ impl Target {
         Target {
             harness,
             prefix: format!("conf-{:08x}", rand::random::<u32>()),
+            primitive: "lock",
+        }
+    }
+
+    /// The same target for the lease cases of `primitive` (default `lock`).
+    #[must_use]
+    pub fn for_primitive(mut self, primitive: &'static str) -> Self {
+        self.primitive = primitive;
+        self
+    }
+
+    /// The primitive the lease cases take grants of.
+    pub fn primitive(&self) -> &'static str {
+        self.primitive
+    }
+
+    /// Grants of the primitive under test, on a new independent client.
+    ///
+    /// # Panics
+    ///
+    /// When the backend cannot connect, or for a primitive the cases cannot
+    /// take grants of yet.
+    pub async fn leases(&self) -> Arc<dyn Leases> {
+        self.leases_at(&self.url()).await
+    }
+
+    /// [`leases`](Target::leases) on another URL (e.g. through proxies).
+    ///
+    /// # Panics
+    ///
+    /// As [`leases`](Target::leases).
+    pub async fn leases_at(&self, url: &str) -> Arc<dyn Leases> {
+        let client = self.client_at(url).await;
+        match self.primitive {
+            "lock" => Arc::new(Locks(client)),
+            other => panic!("the lease cases cannot take {other} grants yet"),
         }
     }
 

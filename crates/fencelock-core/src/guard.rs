@@ -1,4 +1,4 @@
-//! The lock guard: one grant held by this client.
+//! The lease: one grant held by this client, of any primitive.
 
 use std::fmt;
 use std::future::Future;
@@ -15,19 +15,26 @@ use crate::lease::{LeaseHandle, Shared};
 use crate::watchdog::{self, Watch};
 use crate::{options::validate_ttl, Error, FencingToken, LockOptions, OwnerId, Result};
 
-/// One grant of a lock, held by this client.
+/// The mutex's name for a [`Lease`]: what [`DistributedLock::acquire`](crate::DistributedLock::acquire)
+/// returns. The same type under the name code written for the lock knows.
+pub type LockGuard = Lease;
+
+/// One grant held by this client: a lease on a key, with its owner id,
+/// fencing token, validity deadline and loss signal. Every primitive hands
+/// its grants out as leases (a lock's grant is its [`LockGuard`]), so the
+/// watchdog, the loss signal, `extend` and `release` are the same for all.
 ///
-/// Give it back with [`release`](LockGuard::release). Dropping it without a
+/// Give it back with [`release`](Lease::release). Dropping it without a
 /// release hands the release to a background task on the Tokio runtime the
 /// guard was made on: best-effort and not immediate, but it never blocks.
-/// Without a runtime the TTL (or session) frees the lock. [`leak`](LockGuard::leak)
+/// Without a runtime the TTL (or session) frees the lock. [`leak`](Lease::leak)
 /// keeps the lock held until it expires.
 ///
 /// While held, a watchdog renews the grant (unless renewal is off) and the
-/// guard reports itself lost, through [`is_lost`](LockGuard::is_lost) and the
-/// [`lost`](LockGuard::lost) future, no later than its validity deadline.
+/// guard reports itself lost, through [`is_lost`](Lease::is_lost) and the
+/// [`lost`](Lease::lost) future, no later than its validity deadline.
 #[must_use = "dropping the guard releases the lock in the background at once"]
-pub struct LockGuard {
+pub struct Lease {
     shared: Arc<Shared>,
     ops: Arc<dyn GrantOps>,
     session: bool,
@@ -37,7 +44,7 @@ pub struct LockGuard {
     finished: bool,
 }
 
-impl LockGuard {
+impl Lease {
     /// Turns a backend's [`Grant`] into a guard and starts its watchdog.
     /// Called by backends, not by users.
     ///
@@ -47,7 +54,7 @@ impl LockGuard {
     /// that arrived too late is not a grant); the grant is then released in
     /// the background. An acquire tries again; a single attempt turns it
     /// into [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) with `?`.
-    pub fn from_grant(grant: Grant, opts: &LockOptions) -> Result<LockGuard, LateGrant> {
+    pub fn from_grant(grant: Grant, opts: &LockOptions) -> Result<Lease, LateGrant> {
         let Grant {
             key,
             token,
@@ -121,7 +128,7 @@ impl LockGuard {
             )
             .abort_handle()
         });
-        Ok(LockGuard {
+        Ok(Lease {
             shared,
             ops,
             session,
@@ -225,7 +232,7 @@ impl LockGuard {
     /// [`ErrorKind::Lost`](crate::ErrorKind::Lost) when the grant is gone;
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for a bad
     /// TTL; store errors (the grant may still stand; see
-    /// [`is_lost`](LockGuard::is_lost)).
+    /// [`is_lost`](Lease::is_lost)).
     ///
     /// # Cancel safety
     ///
@@ -327,7 +334,7 @@ impl LockGuard {
     }
 }
 
-impl Drop for LockGuard {
+impl Drop for Lease {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -378,9 +385,9 @@ impl From<LateGrant> for Error {
     }
 }
 
-impl fmt::Debug for LockGuard {
+impl fmt::Debug for Lease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard")
+        f.debug_struct("Lease")
             .field("key", &self.shared.key)
             .field("token", &self.shared.token)
             .field("owner", &self.shared.owner)

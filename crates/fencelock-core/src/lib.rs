@@ -28,7 +28,7 @@ pub use capabilities::{
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use ext::{Attempt, DistributedLockExt};
 pub use fence::{FenceGate, StaleToken};
-pub use guard::LockGuard;
+pub use guard::{Lease, LockGuard};
 pub use inspect::{ForcedUnlock, Holder, Inspect, LockStatus};
 pub use key::{validate_key, MAX_KEY_LEN};
 pub use lease::LeaseHandle;

@@ -1,4 +1,4 @@
-//! Spans, events and metrics seen by a real subscriber and recorder. A
+//! Spans and events seen by a real subscriber. A
 //! test binary of its own: the subscriber is the process's global one, so
 //! no test elsewhere can race it for the callsites' interest.
 

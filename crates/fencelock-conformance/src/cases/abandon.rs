@@ -19,7 +19,7 @@ pub async fn abandonment(t: &Target) {
     let key = t.key("abandon");
     let ttl = Duration::from_secs(2);
     let slack = Duration::from_secs(3);
-    let b = t.client().await;
+    let b = t.leases().await;
     let (dead_token, died) = if caps.scope >= Scope::Host {
         let mut child = tokio::process::Command::new(t.contender())
             .args(["hold", &t.url(), &key, &ttl.as_millis().to_string()])
@@ -43,7 +43,7 @@ pub async fn abandonment(t: &Target) {
         let _ = child.wait().await;
         (token, Instant::now())
     } else {
-        let a = t.client().await;
+        let a = t.leases().await;
         let g = a
             .acquire(&key, &LockOptions::new().with_ttl(ttl))
             .await
@@ -74,7 +74,7 @@ pub async fn abandonment(t: &Target) {
 /// its TTL (and session timeout).
 pub async fn drop_frees(t: &Target) {
     let caps = t.capabilities().await;
-    let (a, b) = (t.client().await, t.client().await);
+    let (a, b) = (t.leases().await, t.leases().await);
     let key = t.key("drop");
     let opts = steady().with_ttl(Duration::from_secs(30));
     // Half of what would free it otherwise: the TTL, or the session timeout
@@ -105,7 +105,7 @@ pub async fn drop_frees(t: &Target) {
 /// without a holder in the way) leave nothing behind: the next acquirer, on
 /// another client, is not delayed.
 pub async fn cancellation(t: &Target) {
-    let (a, b) = (t.client().await, t.client().await);
+    let (a, b) = (t.leases().await, t.leases().await);
     let key = t.key("cancel");
     let bound = Duration::from_secs(2);
     let mut rng = rand::rngs::StdRng::from_entropy();

@@ -16,7 +16,7 @@ const SLACK: Duration = Duration::from_millis(1500);
 /// dropped) while another waits; returns when the holder was lost and when
 /// the waiter was granted, both from the first grant.
 async fn hand_over(t: &Target, key: &str, opts: &LockOptions) -> (Duration, Duration) {
-    let (a, b) = (t.client().await, t.client().await);
+    let (a, b) = (t.leases().await, t.leases().await);
     let held = a.acquire(key, opts).await.expect("first acquire");
     let granted_at = Instant::now();
     let waiter = tokio::spawn({

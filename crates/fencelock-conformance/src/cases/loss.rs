@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use fencelock_core::{DistributedLock, ErrorKind, Expiry, LockGuard, LockOptions};
+use fencelock_core::{ErrorKind, Expiry, Lease, LockOptions};
 use tokio::time::Instant;
 
 use crate::proxy::{Mode, ProxyGroup};
 use crate::target::steady;
-use crate::Target;
+use crate::{Leases, Target};
 
 /// Options for a grant that expires by itself soon (per-grant TTL backends).
 fn short(ttl_ms: u64) -> LockOptions {
@@ -19,7 +19,7 @@ fn short(ttl_ms: u64) -> LockOptions {
 
 /// Waits for `lost()`, and checks it fired no later than the last deadline
 /// the guard showed (plus scheduling slack). Returns when it fired.
-async fn lost_by_deadline(g: &LockGuard, limit: Duration) -> Instant {
+async fn lost_by_deadline(g: &Lease, limit: Duration) -> Instant {
     let lost = g.lost();
     tokio::pin!(lost);
     let mut last_deadline = g.deadline().expect("fresh grant has a deadline");
@@ -50,22 +50,18 @@ async fn lost_by_deadline(g: &LockGuard, limit: Duration) -> Instant {
 async fn cut_off_holder(
     t: &Target,
     key: &str,
-) -> (
-    LockGuard,
-    Option<ProxyGroup>,
-    std::sync::Arc<dyn DistributedLock>,
-) {
+) -> (Lease, Option<ProxyGroup>, std::sync::Arc<dyn Leases>) {
     let caps = t.capabilities().await;
     match caps.expiry {
         Expiry::Session => {
             let proxies = ProxyGroup::start(&t.endpoints()).await.expect("proxies");
-            let a = t.client_at(&t.url_via(&proxies.addrs())).await;
+            let a = t.leases_at(&t.url_via(&proxies.addrs())).await;
             let g = a.acquire(key, &steady()).await.expect("holder via proxy");
             proxies.set(Mode::Blackhole);
             (g, Some(proxies), a)
         }
         _ => {
-            let a = t.client().await;
+            let a = t.leases().await;
             let g = a.acquire(key, &short(800)).await.expect("holder");
             (g, None, a)
         }
@@ -80,7 +76,7 @@ pub async fn no_foreign_release(t: &Target) {
     let (old, proxies, _a) = cut_off_holder(t, &key).await;
     let bound = caps.abandon_bound(Duration::from_millis(800)) + Duration::from_secs(10);
     lost_by_deadline(&old, bound).await;
-    let b = t.client().await;
+    let b = t.leases().await;
     let new = b
         .acquire(&key, &steady().with_wait(bound))
         .await
@@ -101,7 +97,7 @@ pub async fn no_foreign_release(t: &Target) {
     assert_eq!(e.kind(), ErrorKind::Lost, "{e}");
     let e = old.release().await.expect_err("release of a lost grant");
     assert_eq!(e.kind(), ErrorKind::Lost, "{e}");
-    let c = t.client().await;
+    let c = t.leases().await;
     assert!(
         c.try_acquire(&key, &steady()).await.expect("try").is_none(),
         "the old holder's release removed the new holder's lock"
@@ -131,7 +127,7 @@ pub async fn lost_signal_paused(t: &Target) {
         "lost_signal_paused needs one server process"
     );
     {
-        let a = t.client().await;
+        let a = t.leases().await;
         let opts = steady().with_ttl(Duration::from_secs(2));
         let g = a
             .acquire(&t.key("lost-paused"), &opts)
@@ -156,7 +152,7 @@ pub async fn renewal(t: &Target) {
     let caps = t.capabilities().await;
     let ttl = Duration::from_millis(600);
     let hold = 3 * caps.abandon_bound(ttl);
-    let (a, b) = (t.client().await, t.client().await);
+    let (a, b) = (t.leases().await, t.leases().await);
     let key = t.key("renewal");
     let g = a
         .acquire(&key, &steady().with_ttl(ttl))
