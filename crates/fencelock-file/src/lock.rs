@@ -77,6 +77,12 @@ impl FileLock {
         let rest = url
             .strip_prefix("file://")
             .ok_or_else(|| Error::invalid_config(format!("{url:?} is not a file:// URL")))?;
+        if let Some(i) = rest.find(['?', '#']) {
+            return Err(Error::invalid_config(format!(
+                "{url:?}: file:// URLs take no options (found {:?}); the lock directory is the whole path",
+                &rest[i..]
+            )));
+        }
         if rest.is_empty() {
             return Self::new(Self::default_dir());
         }

@@ -95,6 +95,9 @@ pub async fn open(url: &str) -> Result<Store> {
         )));
     };
     match scheme {
+        "memory" if rest.contains(['?', '#']) => Err(Error::invalid_config(format!(
+            "{url:?}: memory:// URLs take no options; the store's name is memory://<name>"
+        ))),
         "memory" => Ok(Store::both(MemoryLock::named(rest.trim_end_matches('/')))),
         "file" => Ok(Store::both(fencelock_file::FileLock::from_url(url)?)),
         #[cfg(feature = "redis")]
@@ -209,7 +212,15 @@ mod tests {
 
     #[tokio::test]
     async fn bad_urls_are_config_errors() {
-        for url in ["", "memory", "nope://x", "127.0.0.1:6379"] {
+        for url in [
+            "",
+            "memory",
+            "nope://x",
+            "127.0.0.1:6379",
+            "memory://a?prefx=1",
+            "file:///tmp/x?prefx=1",
+            "file:///tmp/x#y",
+        ] {
             let e = connect(url).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{url}");
         }

@@ -34,6 +34,8 @@ impl Store {
         }
     }
 
+    // Only Redlock, behind the `redis` feature, has no inspector.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn lock_only<L: DistributedLock>(lock: L) -> Self {
         Store {
             lock: Arc::new(Instrumented::new(lock)),
