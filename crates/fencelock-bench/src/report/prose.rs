@@ -17,7 +17,8 @@ pub(super) const METHOD: &str = "
   `total_commands_processed` and `total_reads_processed`, one read event being about one round
   trip; etcd `/metrics`: `grpc_server_msg_received_total`; ZooKeeper `mntr`:
   `zk_packets_received`) and scaled to one renewal period (Redis: TTL 3 s, renewal every 1 s;
-  etcd: lease 3 s, keep-alive every 1 s; ZooKeeper: session 4 s, checked every 1.33 s). Resident
+  etcd: TTL 3 s, each grant's own lease kept alive every 1 s; ZooKeeper: session 4 s, checked
+  every 1.33 s). Resident
   memory is `VmRSS` before and after taking the 10,000 locks, in a fresh child process
   (`fencelock-bench --rss-probe`), since the heap left by earlier scenarios hides the growth.
 
@@ -124,10 +125,11 @@ Fixed after the first run (2026-11-25), measured in the run above:
 
 pub(super) const RENEWAL_NOTES: &str = "
 H = 0 is the idle client (connection, session or lease alone): the traffic to compare against.
-Redis and Redlock renew each grant (`renew.lua`, batched per client); etcd and ZooKeeper renew
-nothing per lock: one lease keep-alive (etcd) or one session check (ZooKeeper) covers every
-lock of the client. memory and file have no server (file locks are held by the kernel and never
-renewed).
+Redis and Redlock renew each grant (`renew.lua`, batched per client); etcd renews each grant's
+own lease (one keep-alive message per lock per period, so that a holder that dies is freed at its
+own TTL); ZooKeeper renews nothing per lock: one session check covers every lock of a session
+(a grant whose TTL is shorter than the client's session gets a session of that timeout). memory
+and file have no server (file locks are held by the kernel and never renewed).
 ";
 
 pub(super) const CONSISTENCY: &[(&str, &str)] = &[
